@@ -1,0 +1,9 @@
+//! Weir's domain and persistence, shared by the console (`weir-app`) and the gateway
+//! (`weir-server`): the database, and (growing) money, keys, catalog, billing and metering.
+//! No HTTP and no UI here.
+
+pub mod db;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
+pub use db::{Backend, Db, DbError, PoolSettings};

@@ -1,0 +1,228 @@
+//! Configuration: built-in defaults, then an optional TOML file, then environment variables.
+//! The first run needs none of them: the database is a SQLite file under `./data` and the
+//! instance secret is generated there and kept for later runs.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything the server reads at start-up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address the HTTP server listens on (`WEIR_LISTEN`).
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…` (`DATABASE_URL`).
+    pub database_url: String,
+    /// Where generated files live: the default SQLite database and the secret (`WEIR_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Instance secret (32+ bytes): peppers key-cache hashes and signs sessions (`WEIR_SECRET`).
+    pub secret: Secret,
+    /// Directory holding the built console assets, `pkg/` inside it (`LEPTOS_SITE_ROOT`).
+    pub site_root: PathBuf,
+    /// Maximum database connections (`WEIR_DB_MAX_CONNECTIONS`).
+    pub db_max_connections: u32,
+}
+
+/// A secret that never prints itself.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// The optional TOML file; every field may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    secret: Option<String>,
+    site_root: Option<PathBuf>,
+    db_max_connections: Option<u32>,
+}
+
+pub const DEFAULT_PORT: u16 = 8080;
+const SECRET_FILE: &str = "secret";
+
+impl Config {
+    /// Loads the configuration from the process environment (and the TOML file it names, or
+    /// `./weir.toml` when that exists), creating the data directory and secret on first run.
+    pub fn load() -> anyhow::Result<Config> {
+        Config::load_from(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`], reading variables through `env` (for tests).
+    pub fn load_from(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let file = match var("WEIR_CONFIG") {
+            Some(path) => read_file(Path::new(&path))?,
+            None if Path::new("weir.toml").exists() => read_file(Path::new("weir.toml"))?,
+            None => FileConfig::default(),
+        };
+
+        let listen = var("WEIR_LISTEN")
+            .or(file.listen)
+            .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}"));
+        let listen = parse_listen(&listen)?;
+        let data_dir = var("WEIR_DATA_DIR")
+            .map(PathBuf::from)
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = var("DATABASE_URL")
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}/weir.db", data_dir.display()));
+        let site_root = var("LEPTOS_SITE_ROOT")
+            .map(PathBuf::from)
+            .or(file.site_root)
+            .unwrap_or_else(|| PathBuf::from("target/site"));
+        let db_max_connections = match var("WEIR_DB_MAX_CONNECTIONS") {
+            Some(v) => v
+                .parse()
+                .context("WEIR_DB_MAX_CONNECTIONS must be a positive integer")?,
+            None => file.db_max_connections.unwrap_or(16),
+        };
+        let secret = match var("WEIR_SECRET").or(file.secret) {
+            Some(s) if s.len() >= 32 => Secret(s.into_bytes()),
+            Some(_) => anyhow::bail!("WEIR_SECRET must be at least 32 characters"),
+            None => load_or_create_secret(&data_dir)?,
+        };
+        Ok(Config {
+            listen,
+            database_url,
+            data_dir,
+            secret,
+            site_root,
+            db_max_connections,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Accepts `host:port`, `:port` or a bare port.
+fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+    let s = s.trim();
+    let full = if let Ok(port) = s.parse::<u16>() {
+        format!("127.0.0.1:{port}")
+    } else if let Some(port) = s.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else {
+        s.to_owned()
+    };
+    full.parse()
+        .with_context(|| format!("WEIR_LISTEN {s:?} is not an address like 127.0.0.1:8080"))
+}
+
+/// Reads the instance secret from the data directory, creating it (mode 0600) on first run.
+fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<Secret> {
+    use base64::Engine;
+    use rand::RngCore;
+
+    let path = data_dir.join(SECRET_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let text = text.trim();
+        anyhow::ensure!(
+            text.len() >= 32,
+            "the secret in {} is too short",
+            path.display()
+        );
+        return Ok(Secret(text.as_bytes().to_vec()));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    write_private(&path, &text)
+        .with_context(|| format!("cannot write secret file {}", path.display()))?;
+    Ok(Secret(text.into_bytes()))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_from(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn first_run_needs_nothing_and_keeps_its_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data_s = data.to_str().unwrap();
+        let a = load(&[("WEIR_DATA_DIR", data_s)]).unwrap();
+        assert_eq!(a.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(a.database_url, format!("sqlite://{data_s}/weir.db"));
+        let b = load(&[("WEIR_DATA_DIR", data_s)]).unwrap();
+        assert_eq!(a.secret.expose(), b.secret.expose());
+        assert!(a.secret.expose().len() >= 32);
+        assert_eq!(format!("{:?}", a.secret), "Secret(…)");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://x.db\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+        )
+        .unwrap();
+        let c = load(&[
+            ("WEIR_CONFIG", file.to_str().unwrap()),
+            ("WEIR_LISTEN", "127.0.0.1:9100"),
+        ])
+        .unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.database_url, "sqlite://x.db");
+        assert_eq!(c.secret.expose(), b"0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen("9001").unwrap().port(), 9001);
+        assert_eq!(parse_listen(":9002").unwrap().to_string(), "0.0.0.0:9002");
+        assert!(parse_listen("nonsense").is_err());
+        assert!(load(&[("WEIR_SECRET", "short")]).is_err());
+    }
+}

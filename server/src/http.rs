@@ -1,0 +1,151 @@
+//! The HTTP server: one axum router for health checks, the gateway API and the console
+//! (server-rendered Leptos), served with `TCP_NODELAY` and a graceful, deadline-bound drain.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use axum::{
+    extract::{FromRef, State},
+    http::StatusCode,
+    response::IntoResponse,
+    routing::get,
+    Router,
+};
+use leptos::config::{Env, LeptosOptions};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use weir_core::Db;
+
+use crate::config::Config;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub leptos: LeptosOptions,
+    draining: Arc<AtomicBool>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(db: Db, config: &Config) -> AppState {
+        let env = match std::env::var("LEPTOS_ENV").as_deref() {
+            Ok("DEV") | Ok("dev") => Env::DEV,
+            _ => Env::PROD,
+        };
+        let leptos = LeptosOptions::builder()
+            .output_name("weir")
+            .site_root(config.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .site_addr(config.listen)
+            .env(env)
+            .build();
+        AppState {
+            db,
+            leptos,
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Builds the whole router: health, gateway and console.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(weir_app::App);
+    let leptos = state.leptos.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .leptos_routes(&state, routes, move || weir_app::shell(leptos.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            weir_app::shell,
+        ))
+        .with_state(state)
+}
+
+/// Alive: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready: not draining and the database answers.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.draining.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining");
+    }
+    match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database timeout"),
+    }
+}
+
+/// How long in-flight requests may run after a shutdown signal before the process exits.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Binds, prints the URL, and serves until SIGTERM or SIGINT; then stops accepting, fails
+/// readiness, and lets in-flight requests finish up to [`DRAIN_DEADLINE`].
+pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    // Without TCP_NODELAY a response written in two parts waits for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    println!("Weir is listening on http://{addr}");
+
+    let draining = state.draining.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        draining.store(true, Ordering::Relaxed);
+        let _ = stop_tx.send(true);
+        tracing::info!("shutdown signal: draining in-flight requests");
+    });
+    let mut stop_rx = stop_rx;
+    tokio::select! {
+        res = std::future::IntoFuture::into_future(server) => res.context("server error")?,
+        _ = async {
+            let _ = stop_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(DRAIN_DEADLINE).await;
+        } => tracing::warn!("drain deadline passed; exiting with requests still open"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
