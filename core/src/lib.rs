@@ -7,3 +7,5 @@ pub mod db;
 pub mod testing;
 
 pub use db::{Backend, Db, DbError, PoolSettings};
+pub mod auth;
+pub mod team;

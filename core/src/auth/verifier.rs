@@ -1,0 +1,366 @@
+//! Verifying presented API keys: checksum first, then a unique-index lookup by key id, then
+//! Argon2id (off the async runtime, behind a semaphore), with a bounded cache of successful
+//! verifications so that Argon2 never runs per request.
+//!
+//! The cache key is HMAC-SHA256(instance secret, full key), never the key itself. Entries live
+//! at most [`CACHE_TTL`]; every auth-epoch change (revocation, team deactivation, from any
+//! process) empties the cache, within [`EPOCH_POLL`] for changes made by another process and
+//! at once for changes made through this one.
+
+use std::{
+    sync::{
+        atomic::{AtomicI64, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::Row;
+use tokio::sync::Semaphore;
+
+use super::{key::ParsedKey, Env, NewKey};
+use crate::{
+    db::{now_ms, Db, DbError},
+    team::{self, TeamError},
+};
+
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+pub const EPOCH_POLL: Duration = Duration::from_secs(1);
+const CACHE_CAPACITY: usize = 100_000;
+
+/// Who is calling: the facts the gateway needs about a verified key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Row id of the key (for logs and usage; never the secret).
+    pub api_key_id: i64,
+    pub key_id: Arc<str>,
+    pub team_id: i64,
+    pub env: Env,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Malformed, unknown, revoked or wrong secret: all look the same to the caller.
+    #[error("invalid API key")]
+    Invalid,
+    /// The key is valid but its team is deactivated.
+    #[error("the team of this API key is inactive")]
+    TeamInactive,
+    #[error("key verification unavailable: {0}")]
+    Unavailable(#[from] DbError),
+}
+
+#[derive(Clone)]
+struct Entry {
+    caller: Caller,
+    team_active: bool,
+    at: Instant,
+}
+
+struct Inner {
+    db: Db,
+    pepper: Vec<u8>,
+    cache: quick_cache::sync::Cache<[u8; 32], Entry>,
+    /// Bumped whenever the cache is emptied; a verification that started under an older
+    /// generation does not insert its result.
+    generation: AtomicU64,
+    epoch: AtomicI64,
+    argon: Semaphore,
+}
+
+/// Shared key verifier. Cheap to clone.
+#[derive(Clone)]
+pub struct KeyVerifier(Arc<Inner>);
+
+impl KeyVerifier {
+    pub fn new(db: Db, pepper: &[u8]) -> KeyVerifier {
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        KeyVerifier(Arc::new(Inner {
+            db,
+            pepper: pepper.to_vec(),
+            cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
+            generation: AtomicU64::new(0),
+            epoch: AtomicI64::new(i64::MIN),
+            argon: Semaphore::new(parallel),
+        }))
+    }
+
+    fn cache_key(&self, full: &str) -> [u8; 32] {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.0.pepper) {
+            Ok(m) => m,
+            Err(_) => return [0; 32],
+        };
+        mac.update(full.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Empties the cache (after a revocation or deactivation made by this process).
+    pub fn invalidate_all(&self) {
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        self.0.cache.clear();
+    }
+
+    /// Checks the auth epoch once and empties the cache if it moved.
+    pub async fn poll_epoch(&self) -> Result<(), DbError> {
+        let now = super::read_epoch(&self.0.db).await?;
+        let before = self.0.epoch.swap(now, Ordering::SeqCst);
+        if before != now && before != i64::MIN {
+            self.invalidate_all();
+        }
+        Ok(())
+    }
+
+    /// Polls the auth epoch every [`EPOCH_POLL`] until the returned task is aborted.
+    pub fn spawn_epoch_watcher(&self) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EPOCH_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.poll_epoch().await {
+                    tracing::warn!(error = %e, "auth epoch poll failed");
+                }
+            }
+        })
+    }
+
+    /// Verifies a presented key.
+    pub async fn verify(&self, presented: &str) -> Result<Caller, VerifyError> {
+        let parsed = ParsedKey::parse(presented).map_err(|_| VerifyError::Invalid)?;
+        let ck = self.cache_key(presented);
+        if let Some(e) = self.0.cache.get(&ck) {
+            if e.at.elapsed() < CACHE_TTL {
+                return if e.team_active {
+                    Ok(e.caller)
+                } else {
+                    Err(VerifyError::TeamInactive)
+                };
+            }
+            self.0.cache.remove(&ck);
+        }
+        let generation = self.0.generation.load(Ordering::SeqCst);
+        let row = sqlx::query(
+            "SELECT k.id, k.team_id, k.env, k.secret_hash, k.revoked_at, t.active \
+             FROM api_key k JOIN team t ON t.id = k.team_id WHERE k.key_id = $1",
+        )
+        .bind(parsed.key_id)
+        .fetch_optional(self.0.db.pool())
+        .await
+        .map_err(DbError::from)?;
+        // Unknown key ids are refused by the index lookup alone, without running Argon2.
+        let Some(row) = row else {
+            return Err(VerifyError::Invalid);
+        };
+        let stored_env: String = row.try_get("env").map_err(DbError::from)?;
+        let revoked: Option<i64> = row.try_get("revoked_at").map_err(DbError::from)?;
+        if revoked.is_some() || stored_env != parsed.env.as_str() {
+            return Err(VerifyError::Invalid);
+        }
+        let hash: String = row.try_get("secret_hash").map_err(DbError::from)?;
+        if !self.argon_verify(parsed.secret.to_owned(), hash).await {
+            return Err(VerifyError::Invalid);
+        }
+        let caller = Caller {
+            api_key_id: row.try_get("id").map_err(DbError::from)?,
+            key_id: Arc::from(parsed.key_id),
+            team_id: row.try_get("team_id").map_err(DbError::from)?,
+            env: parsed.env,
+        };
+        let team_active = row.try_get::<i64, _>("active").map_err(DbError::from)? != 0;
+        if self.0.generation.load(Ordering::SeqCst) == generation {
+            self.0.cache.insert(
+                ck,
+                Entry {
+                    caller: caller.clone(),
+                    team_active,
+                    at: Instant::now(),
+                },
+            );
+        }
+        if team_active {
+            Ok(caller)
+        } else {
+            Err(VerifyError::TeamInactive)
+        }
+    }
+
+    async fn argon_verify(&self, secret: String, hash: String) -> bool {
+        let Ok(_permit) = self.0.argon.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|h| {
+                    Argon2::default()
+                        .verify_password(secret.as_bytes(), &h)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Number of cached verifications (for tests and metrics).
+    pub fn cached(&self) -> usize {
+        self.0.cache.len()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyAdminError {
+    #[error(transparent)]
+    Team(#[from] TeamError),
+    #[error("no API key with id {0:?}")]
+    NotFound(String),
+    #[error("cannot hash the key: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for KeyAdminError {
+    fn from(e: sqlx::Error) -> Self {
+        KeyAdminError::Db(DbError::Sqlx(e))
+    }
+}
+
+/// Creates a key for a team; the returned full key is the only copy of the secret.
+pub async fn create_key(
+    db: &Db,
+    team_name: &str,
+    env: Env,
+    name: &str,
+) -> Result<NewKey, KeyAdminError> {
+    let team = team::get_by_name(db, team_name).await?;
+    let key = NewKey::generate(env);
+    let secret = key.secret.clone();
+    let hash = tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(secret.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| KeyAdminError::Hash(e.to_string()))?
+    .map_err(|e| KeyAdminError::Hash(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO api_key (key_id, team_id, env, name, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&key.key_id)
+    .bind(team.id)
+    .bind(env.as_str())
+    .bind(name)
+    .bind(hash)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(key)
+}
+
+/// Revokes a key by its key id and bumps the auth epoch, in one transaction.
+pub async fn revoke_key(db: &Db, key_id: &str) -> Result<(), KeyAdminError> {
+    let mut tx = db.begin_write().await?;
+    let done =
+        sqlx::query("UPDATE api_key SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if done == 0 {
+        return Err(KeyAdminError::NotFound(key_id.to_owned()));
+    }
+    super::bump_epoch(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+
+    #[tokio::test]
+    async fn verify_caches_and_revocation_wins() {
+        let t = TestDb::new().await.unwrap();
+        let db = t.db.clone();
+        team::create(&db, "acme").await.unwrap();
+        let key = create_key(&db, "acme", Env::Dev, "ci").await.unwrap();
+        let v = KeyVerifier::new(db.clone(), b"pepper-pepper-pepper-pepper-pepper");
+        v.poll_epoch().await.unwrap();
+
+        let c = v.verify(&key.full).await.unwrap();
+        assert_eq!(c.env, Env::Dev);
+        assert_eq!(&*c.key_id, key.key_id.as_str());
+        assert_eq!(v.cached(), 1, "a success is cached");
+        assert_eq!(v.verify(&key.full).await.unwrap(), c, "served from cache");
+
+        // Wrong secret with a valid checksum: build a key with the same id and a new secret.
+        let other = NewKey::generate(Env::Dev);
+        let forged = other.full.replacen(&other.key_id, &key.key_id, 1);
+        let forged = forge_checksum(&forged);
+        assert!(matches!(v.verify(&forged).await, Err(VerifyError::Invalid)));
+        assert!(
+            matches!(v.verify(&other.full).await, Err(VerifyError::Invalid)),
+            "unknown id"
+        );
+        assert!(matches!(
+            v.verify("sk-nope").await,
+            Err(VerifyError::Invalid)
+        ));
+        assert_eq!(v.cached(), 1, "failures are never cached");
+
+        // Revocation made by another process: visible after the next epoch poll.
+        revoke_key(&db, &key.key_id).await.unwrap();
+        v.poll_epoch().await.unwrap();
+        assert_eq!(v.cached(), 0);
+        assert!(matches!(
+            v.verify(&key.full).await,
+            Err(VerifyError::Invalid)
+        ));
+        t.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn inactive_team_is_forbidden() {
+        let t = TestDb::new().await.unwrap();
+        let db = t.db.clone();
+        team::create(&db, "sleepy").await.unwrap();
+        let key = create_key(&db, "sleepy", Env::Prod, "").await.unwrap();
+        let v = KeyVerifier::new(db.clone(), b"pepper-pepper-pepper-pepper-pepper");
+        v.poll_epoch().await.unwrap();
+        assert!(v.verify(&key.full).await.is_ok());
+        team::set_active(&db, "sleepy", false).await.unwrap();
+        v.poll_epoch().await.unwrap();
+        assert!(matches!(
+            v.verify(&key.full).await,
+            Err(VerifyError::TeamInactive)
+        ));
+        team::set_active(&db, "sleepy", true).await.unwrap();
+        v.poll_epoch().await.unwrap();
+        assert!(v.verify(&key.full).await.is_ok());
+        t.cleanup().await;
+    }
+
+    /// Recomputes the checksum of a key body (test helper for forged secrets).
+    fn forge_checksum(full: &str) -> String {
+        let body = &full[..full.len() - 6];
+        let mut v = crc32fast::hash(body.as_bytes());
+        let alphabet = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut sum = [b'0'; 6];
+        for s in sum.iter_mut().rev() {
+            *s = alphabet[(v % 62) as usize];
+            v /= 62;
+        }
+        format!("{body}{}", String::from_utf8(sum.to_vec()).unwrap())
+    }
+}
