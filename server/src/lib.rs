@@ -1,8 +1,11 @@
 //! Weir's server: configuration, the HTTP router that hosts the gateway API and the console,
 //! and the process lifecycle (start-up, readiness, graceful shutdown).
 
+pub mod canonical;
 pub mod config;
+pub mod error;
 pub mod http;
+pub mod wire;
 
 pub use config::Config;
 pub use http::{serve, AppState};
