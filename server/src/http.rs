@@ -22,6 +22,8 @@ use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use weir_core::Db;
 
+use crate::gateway::Gateway;
+
 use crate::config::Config;
 
 /// What every handler can reach. Cheap to clone.
@@ -29,6 +31,7 @@ use crate::config::Config;
 pub struct AppState {
     pub db: Db,
     pub leptos: LeptosOptions,
+    pub gateway: Arc<Gateway>,
     draining: Arc<AtomicBool>,
 }
 
@@ -39,7 +42,7 @@ impl FromRef<AppState> for LeptosOptions {
 }
 
 impl AppState {
-    pub fn new(db: Db, config: &Config) -> AppState {
+    pub fn new(db: Db, gateway: Arc<Gateway>, config: &Config) -> AppState {
         let env = match std::env::var("LEPTOS_ENV").as_deref() {
             Ok("DEV") | Ok("dev") => Env::DEV,
             _ => Env::PROD,
@@ -54,6 +57,7 @@ impl AppState {
         AppState {
             db,
             leptos,
+            gateway,
             draining: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -63,7 +67,9 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(weir_app::App);
     let leptos = state.leptos.clone();
+    let api = crate::gateway::routes().with_state(state.gateway.clone());
     Router::new()
+        .nest("/v1", api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .leptos_routes(&state, routes, move || weir_app::shell(leptos.clone()))

@@ -4,7 +4,11 @@
 pub mod canonical;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod http;
+pub mod startup;
+pub mod tokens;
+pub mod upstream;
 pub mod wire;
 
 pub use config::Config;

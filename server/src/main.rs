@@ -1,15 +1,14 @@
 //! `weir`: the server binary and the operator's command line.
 
 use clap::{Parser, Subcommand};
-use weir_core::{Db, PoolSettings};
-use weir_server::{AppState, Config};
+use weir_core::{
+    auth::{self, Env},
+    team, Db, PoolSettings,
+};
+use weir_server::{startup, Config};
 
 #[derive(Parser)]
-#[command(
-    name = "weir",
-    version,
-    about = "Weir: a self-hostable LLM API gateway with billing"
-)]
+#[command(name = "weir", version, about = "Weir: a self-hostable LLM API gateway with billing")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -21,6 +20,41 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage teams.
+    Team {
+        #[command(subcommand)]
+        action: TeamAction,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TeamAction {
+    /// Create a team.
+    Create { name: String },
+    /// Deactivate a team: its keys are refused with 403.
+    Deactivate { name: String },
+    /// Reactivate a team.
+    Activate { name: String },
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Create an API key; prints the key alone on stdout (it is shown only once).
+    Create {
+        #[arg(long)]
+        team: String,
+        #[arg(long, value_parser = ["dev", "staging", "prod"], default_value = "dev")]
+        env: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Revoke a key by its key id (the part after the environment).
+    Revoke { key_id: String },
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,18 +85,49 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load()?;
     let db = connect(&config).await?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let res = command(cli.command.unwrap_or(Command::Serve), &config, &db).await;
+    db.close().await;
+    res
+}
+
+async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
+    match cmd {
         Command::Migrate => {
             println!("migrations applied to {}", redact_url(&config.database_url));
-            Ok(())
         }
         Command::Serve => {
-            let state = AppState::new(db.clone(), &config);
-            let res = weir_server::serve(state, config.listen).await;
-            db.close().await;
-            res
+            let prepared = startup::prepare(db.clone(), config).await?;
+            let res = weir_server::serve(prepared.state.clone(), config.listen).await;
+            prepared.shutdown().await;
+            res?;
         }
+        Command::Team { action } => match action {
+            TeamAction::Create { name } => {
+                let t = team::create(db, &name).await?;
+                println!("created team {:?} (id {})", t.name, t.id);
+            }
+            TeamAction::Deactivate { name } => {
+                team::set_active(db, &name, false).await?;
+                println!("team {name:?} deactivated");
+            }
+            TeamAction::Activate { name } => {
+                team::set_active(db, &name, true).await?;
+                println!("team {name:?} activated");
+            }
+        },
+        Command::Key { action } => match action {
+            KeyAction::Create { team, env, name } => {
+                let env: Env = env.parse()?;
+                let key = auth::create_key(db, &team, env, &name).await?;
+                println!("{}", key.full);
+            }
+            KeyAction::Revoke { key_id } => {
+                auth::revoke_key(db, &key_id).await?;
+                println!("key {key_id} revoked");
+            }
+        },
     }
+    Ok(())
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Db> {

@@ -3,3 +3,4 @@
 
 pub mod json;
 pub mod openai_chat;
+pub mod openai_embeddings;

@@ -1,0 +1,684 @@
+//! The model catalog: providers, channels, models, codenames and tariffs in the database, the
+//! seed from `catalog/models.json`, and an immutable in-memory [`Snapshot`] that resolves a
+//! requested model name to its ordered candidate (model, channel) pairs without touching the
+//! database. The snapshot is rebuilt when the catalog epoch changes.
+
+use std::{collections::HashMap, sync::Arc};
+
+use serde::Deserialize;
+use sqlx::Row;
+
+use crate::{
+    db::{now_ms, Db, DbError},
+    money::{Micros, PerMillion},
+};
+
+/// The catalog shipped with Weir (a copy of the shared seed file).
+pub const SEED_JSON: &str = include_str!("../catalog/models.json");
+
+const EPOCH: &str = "catalog_epoch";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Wire {
+    OpenAi,
+    Anthropic,
+    Gemini,
+    Cohere,
+}
+
+impl Wire {
+    pub fn parse(s: &str) -> Option<Wire> {
+        match s {
+            "openai" => Some(Wire::OpenAi),
+            "anthropic" => Some(Wire::Anthropic),
+            "gemini" => Some(Wire::Gemini),
+            "cohere" => Some(Wire::Cohere),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wire::OpenAi => "openai",
+            Wire::Anthropic => "anthropic",
+            Wire::Gemini => "gemini",
+            Wire::Cohere => "cohere",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    Chat,
+    Embedding,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Chat => "chat",
+            ModelKind::Embedding => "embedding",
+        }
+    }
+}
+
+/// Prices of one model, per million tokens, plus the markup in basis points.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tariff {
+    pub input: PerMillion,
+    pub cached_input: Option<PerMillion>,
+    pub cache_write: Option<PerMillion>,
+    pub output: PerMillion,
+    pub reasoning: Option<PerMillion>,
+    pub markup_bps: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Capabilities {
+    #[serde(default)]
+    pub tools: bool,
+    #[serde(default)]
+    pub vision: bool,
+    #[serde(default)]
+    pub reasoning: bool,
+    #[serde(default)]
+    pub json_schema: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub id: String,
+    pub provider_id: String,
+    pub upstream_model: String,
+    pub kind: ModelKind,
+    pub context_window: u32,
+    pub max_output_tokens: Option<u32>,
+    pub capabilities: Capabilities,
+    pub tariff: Option<Tariff>,
+    pub created_at: i64,
+}
+
+/// An upstream endpoint with its credential.
+#[derive(Clone, PartialEq)]
+pub struct Channel {
+    pub id: i64,
+    pub provider_id: String,
+    pub name: String,
+    pub base_url: String,
+    pub wire: Wire,
+    pub api_key: Option<String>,
+    pub priority: i64,
+    pub weight: i64,
+    pub is_local: bool,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("wire", &self.wire)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One way to serve a request: a model on a channel.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub model: Arc<Model>,
+    pub channel: Arc<Channel>,
+}
+
+/// An immutable view of the catalog, cheap to share.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    models: HashMap<String, Arc<Model>>,
+    /// Bare upstream model name → model ids, for clients that omit the provider prefix.
+    by_upstream: HashMap<String, Vec<String>>,
+    codenames: HashMap<String, Vec<String>>,
+    channels: HashMap<String, Vec<Arc<Channel>>>,
+}
+
+impl Snapshot {
+    fn targets_of(&self, model: &Arc<Model>, out: &mut Vec<Target>) {
+        if let Some(chs) = self.channels.get(&model.provider_id) {
+            out.extend(chs.iter().map(|c| Target {
+                model: model.clone(),
+                channel: c.clone(),
+            }));
+        }
+    }
+
+    /// Resolves a requested name: a `provider/model` id, a codename, or a bare upstream name
+    /// served by exactly one model. Returns the candidates in preference order (channel
+    /// priority, highest first), or `None` when nothing can serve it.
+    pub fn resolve(&self, name: &str, kind: ModelKind) -> Option<Vec<Target>> {
+        let mut out = Vec::new();
+        if let Some(m) = self.models.get(name) {
+            self.targets_of(m, &mut out);
+        } else if let Some(ids) = self.codenames.get(name) {
+            for id in ids {
+                if let Some(m) = self.models.get(id) {
+                    self.targets_of(m, &mut out);
+                }
+            }
+        } else if let Some([only]) = self.by_upstream.get(name).map(Vec::as_slice) {
+            if let Some(m) = self.models.get(only) {
+                self.targets_of(m, &mut out);
+            }
+        }
+        out.retain(|t| t.model.kind == kind);
+        out.sort_by(|a, b| b.channel.priority.cmp(&a.channel.priority));
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// Models that some channel can serve, sorted by id.
+    pub fn available_models(&self) -> Vec<Arc<Model>> {
+        let mut v: Vec<_> = self
+            .models
+            .values()
+            .filter(|m| self.channels.get(&m.provider_id).is_some_and(|c| !c.is_empty()))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Every enabled model, served or not (for the public price list).
+    pub fn all_models(&self) -> Vec<Arc<Model>> {
+        let mut v: Vec<_> = self.models.values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Codenames whose models some channel can serve.
+    pub fn available_codenames(&self) -> Vec<(String, i64)> {
+        let mut v: Vec<(String, i64)> = self
+            .codenames
+            .iter()
+            .filter(|(name, _)| self.resolve(name, ModelKind::Chat).is_some())
+            .map(|(name, ids)| {
+                let created = ids
+                    .iter()
+                    .filter_map(|id| self.models.get(id))
+                    .map(|m| m.created_at)
+                    .min()
+                    .unwrap_or(0);
+                (name.clone(), created)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn model(&self, id: &str) -> Option<&Arc<Model>> {
+        self.models.get(id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("invalid seed catalog: {0}")]
+    Seed(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for CatalogError {
+    fn from(e: sqlx::Error) -> Self {
+        CatalogError::Db(DbError::Sqlx(e))
+    }
+}
+
+/// Loads the catalog; channel keys named by `key_env` are read through `env`. Channels whose
+/// key is missing are left out, as are disabled models and channels.
+pub async fn load(
+    db: &Db,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Snapshot, CatalogError> {
+    let now = now_ms();
+    let mut tariffs: HashMap<String, Tariff> = HashMap::new();
+    let rows = sqlx::query(
+        "SELECT model_id, input, cached_input, cache_write, output, reasoning, markup_bps \
+         FROM tariff WHERE channel_id IS NULL AND effective_from <= $1 ORDER BY model_id, effective_from, id",
+    )
+    .bind(now)
+    .fetch_all(db.pool())
+    .await?;
+    for r in rows {
+        let opt = |k: &str| -> Result<Option<PerMillion>, sqlx::Error> {
+            Ok(r.try_get::<Option<i64>, _>(k)?.map(PerMillion))
+        };
+        // Rows come oldest first, so the last insert per model is the tariff in force.
+        tariffs.insert(
+            r.try_get("model_id")?,
+            Tariff {
+                input: PerMillion(r.try_get("input")?),
+                cached_input: opt("cached_input")?,
+                cache_write: opt("cache_write")?,
+                output: PerMillion(r.try_get("output")?),
+                reasoning: opt("reasoning")?,
+                markup_bps: r.try_get("markup_bps")?,
+            },
+        );
+    }
+
+    let mut snap = Snapshot::default();
+    let rows = sqlx::query(
+        "SELECT id, provider_id, upstream_model, kind, context_window, max_output_tokens, capabilities, created_at \
+         FROM model WHERE enabled = 1",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        let kind = match r.try_get::<String, _>("kind")?.as_str() {
+            "embedding" => ModelKind::Embedding,
+            _ => ModelKind::Chat,
+        };
+        let caps: String = r.try_get("capabilities")?;
+        let model = Model {
+            provider_id: r.try_get("provider_id")?,
+            upstream_model: r.try_get("upstream_model")?,
+            kind,
+            context_window: u32::try_from(r.try_get::<i64, _>("context_window")?).unwrap_or(0),
+            max_output_tokens: r
+                .try_get::<Option<i64>, _>("max_output_tokens")?
+                .and_then(|x| u32::try_from(x).ok()),
+            capabilities: serde_json::from_str(&caps).unwrap_or_default(),
+            tariff: tariffs.get(&id).copied(),
+            created_at: r.try_get("created_at")?,
+            id: id.clone(),
+        };
+        snap.by_upstream
+            .entry(model.upstream_model.clone())
+            .or_default()
+            .push(id.clone());
+        snap.models.insert(id, Arc::new(model));
+    }
+
+    let rows = sqlx::query(
+        "SELECT c.id, c.provider_id, c.name, c.base_url, c.key_env, c.api_key, c.priority, c.weight, c.is_local, p.wire \
+         FROM channel c JOIN provider p ON p.id = c.provider_id WHERE c.enabled = 1 ORDER BY c.id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for r in rows {
+        let key_env: Option<String> = r.try_get("key_env")?;
+        let stored: Option<String> = r.try_get("api_key")?;
+        let api_key = stored.or_else(|| key_env.as_deref().and_then(&env));
+        if api_key.is_none() {
+            continue;
+        }
+        let Some(wire) = Wire::parse(&r.try_get::<String, _>("wire")?) else {
+            continue;
+        };
+        let ch = Channel {
+            id: r.try_get("id")?,
+            provider_id: r.try_get("provider_id")?,
+            name: r.try_get("name")?,
+            base_url: r.try_get("base_url")?,
+            wire,
+            api_key,
+            priority: r.try_get("priority")?,
+            weight: r.try_get("weight")?,
+            is_local: r.try_get::<i64, _>("is_local")? != 0,
+        };
+        snap.channels
+            .entry(ch.provider_id.clone())
+            .or_default()
+            .push(Arc::new(ch));
+    }
+
+    for r in sqlx::query("SELECT codename, model_id FROM codename_model ORDER BY codename, position")
+        .fetch_all(db.pool())
+        .await?
+    {
+        snap.codenames
+            .entry(r.try_get("codename")?)
+            .or_default()
+            .push(r.try_get("model_id")?);
+    }
+    Ok(snap)
+}
+
+/// Reads the catalog epoch (0 before any change).
+pub async fn read_epoch(db: &Db) -> Result<i64, DbError> {
+    let v: Option<String> =
+        sqlx::query_scalar("SELECT value FROM instance_setting WHERE name = $1")
+            .bind(EPOCH)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
+}
+
+async fn bump_epoch(db: &Db) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO instance_setting (name, value, updated_at) VALUES ($1, '1', $2) \
+         ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(instance_setting.value AS BIGINT) + 1 AS TEXT), updated_at = $2",
+    )
+    .bind(EPOCH)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// Writing the catalog
+// ------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct ProviderSpec<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub wire: Wire,
+    pub base_url: &'a str,
+    pub key_env: Option<&'a str>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ChannelSpec<'a> {
+    pub provider_id: &'a str,
+    pub name: &'a str,
+    pub base_url: &'a str,
+    pub key_env: Option<&'a str>,
+    pub api_key: Option<&'a str>,
+    pub priority: i64,
+    pub is_local: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelSpec<'a> {
+    pub id: &'a str,
+    pub provider_id: &'a str,
+    pub upstream_model: &'a str,
+    pub kind: ModelKind,
+    pub context_window: u32,
+    pub max_output_tokens: Option<u32>,
+    pub capabilities: Capabilities,
+}
+
+/// Inserts a provider unless one with that id exists (operator edits win).
+pub async fn ensure_provider(db: &Db, p: &ProviderSpec<'_>) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO provider (id, name, wire, base_url, key_env, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(p.id)
+    .bind(p.name)
+    .bind(p.wire.as_str())
+    .bind(p.base_url)
+    .bind(p.key_env)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Creates or updates a channel by name; returns its id.
+pub async fn upsert_channel(db: &Db, c: &ChannelSpec<'_>) -> Result<i64, CatalogError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO channel (provider_id, name, base_url, key_env, api_key, priority, weight, enabled, is_local, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, $8) \
+         ON CONFLICT (name) DO UPDATE SET base_url = excluded.base_url, key_env = excluded.key_env, \
+           api_key = excluded.api_key, provider_id = excluded.provider_id, is_local = excluded.is_local \
+         RETURNING id",
+    )
+    .bind(c.provider_id)
+    .bind(c.name)
+    .bind(c.base_url)
+    .bind(c.key_env)
+    .bind(c.api_key)
+    .bind(c.priority)
+    .bind(i64::from(c.is_local))
+    .bind(now_ms())
+    .fetch_one(db.pool())
+    .await?;
+    bump_epoch(db).await?;
+    Ok(id)
+}
+
+/// Inserts a model (and its first tariff) unless it exists.
+pub async fn ensure_model(
+    db: &Db,
+    m: &ModelSpec<'_>,
+    tariff: Option<Tariff>,
+) -> Result<(), CatalogError> {
+    let caps = serde_json::to_string(&m.capabilities).unwrap_or_else(|_| "{}".into());
+    sqlx::query(
+        "INSERT INTO model (id, provider_id, upstream_model, kind, context_window, max_output_tokens, capabilities, enabled, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(m.id)
+    .bind(m.provider_id)
+    .bind(m.upstream_model)
+    .bind(m.kind.as_str())
+    .bind(i64::from(m.context_window))
+    .bind(m.max_output_tokens.map(i64::from))
+    .bind(caps)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    if let Some(t) = tariff {
+        let has: Option<i64> = sqlx::query_scalar("SELECT id FROM tariff WHERE model_id = $1 LIMIT 1")
+            .bind(m.id)
+            .fetch_optional(db.pool())
+            .await?;
+        if has.is_none() {
+            sqlx::query(
+                "INSERT INTO tariff (model_id, channel_id, input, cached_input, cache_write, output, reasoning, markup_bps, effective_from, source) \
+                 VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, 0, 'seed')",
+            )
+            .bind(m.id)
+            .bind(t.input.0)
+            .bind(t.cached_input.map(|p| p.0))
+            .bind(t.cache_write.map(|p| p.0))
+            .bind(t.output.0)
+            .bind(t.reasoning.map(|p| p.0))
+            .bind(t.markup_bps)
+            .execute(db.pool())
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// The seed file
+// ------------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct SeedFile {
+    providers: Vec<SeedProvider>,
+    models: Vec<SeedModel>,
+    codenames: Vec<SeedCodename>,
+}
+
+#[derive(Deserialize)]
+struct SeedProvider {
+    id: String,
+    name: String,
+    wire: String,
+    base_url: String,
+    key_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SeedModel {
+    id: String,
+    provider: String,
+    upstream_model: String,
+    kind: String,
+    context_window: u32,
+    max_output_tokens: Option<u32>,
+    price_per_mtok_usd: SeedPrices,
+    #[serde(default)]
+    capabilities: Capabilities,
+}
+
+#[derive(Deserialize)]
+struct SeedPrices {
+    input: Option<String>,
+    cached_input: Option<String>,
+    cache_write: Option<String>,
+    output: Option<String>,
+    reasoning: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SeedCodename {
+    codename: String,
+    #[serde(default)]
+    description: String,
+    models: Vec<String>,
+}
+
+/// The providers of the seed file, for wiring up channels from environment keys.
+#[derive(Clone, Debug)]
+pub struct SeedProviderInfo {
+    pub id: String,
+    pub wire: Wire,
+    pub base_url: String,
+    pub key_env: Option<String>,
+}
+
+fn price(p: &Option<String>) -> Result<Option<PerMillion>, CatalogError> {
+    p.as_deref()
+        .map(|s| {
+            Micros::parse_usd(s)
+                .map(|m| PerMillion(m.0))
+                .map_err(|e| CatalogError::Seed(e.to_string()))
+        })
+        .transpose()
+}
+
+/// Seeds providers, models, tariffs (list prices, no markup) and codenames from `json`,
+/// inserting only what is absent, so operator overrides survive a re-seed.
+pub async fn seed(db: &Db, json: &str, markup_bps: i64) -> Result<Vec<SeedProviderInfo>, CatalogError> {
+    let file: SeedFile = serde_json::from_str(json).map_err(|e| CatalogError::Seed(e.to_string()))?;
+    let mut infos = Vec::new();
+    for p in &file.providers {
+        let wire = Wire::parse(&p.wire).ok_or_else(|| CatalogError::Seed(format!("unknown wire {}", p.wire)))?;
+        ensure_provider(
+            db,
+            &ProviderSpec {
+                id: &p.id,
+                name: &p.name,
+                wire,
+                base_url: &p.base_url,
+                key_env: p.key_env.as_deref(),
+            },
+        )
+        .await?;
+        infos.push(SeedProviderInfo {
+            id: p.id.clone(),
+            wire,
+            base_url: p.base_url.clone(),
+            key_env: p.key_env.clone(),
+        });
+    }
+    for m in &file.models {
+        let kind = if m.kind == "embedding" { ModelKind::Embedding } else { ModelKind::Chat };
+        let pr = &m.price_per_mtok_usd;
+        let tariff = Tariff {
+            input: price(&pr.input)?.unwrap_or_default(),
+            cached_input: price(&pr.cached_input)?,
+            cache_write: price(&pr.cache_write)?,
+            output: price(&pr.output)?.unwrap_or_default(),
+            reasoning: price(&pr.reasoning)?,
+            markup_bps,
+        };
+        ensure_model(
+            db,
+            &ModelSpec {
+                id: &m.id,
+                provider_id: &m.provider,
+                upstream_model: &m.upstream_model,
+                kind,
+                context_window: m.context_window,
+                max_output_tokens: m.max_output_tokens,
+                capabilities: m.capabilities.clone(),
+            },
+            Some(tariff),
+        )
+        .await?;
+    }
+    for c in &file.codenames {
+        sqlx::query("INSERT INTO codename (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(&c.codename)
+            .bind(&c.description)
+            .execute(db.pool())
+            .await?;
+        for (i, id) in c.models.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO codename_model (codename, model_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(&c.codename)
+            .bind(id)
+            .bind(i as i64)
+            .execute(db.pool())
+            .await?;
+        }
+    }
+    bump_epoch(db).await?;
+    Ok(infos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+
+    #[tokio::test]
+    async fn seed_load_resolve() {
+        let t = TestDb::new().await.unwrap();
+        let db = &t.db;
+        let providers = seed(db, SEED_JSON, 0).await.unwrap();
+        assert_eq!(providers.len(), 10);
+        // Re-seeding inserts nothing new and keeps operator prices.
+        sqlx::query("UPDATE tariff SET output = 1 WHERE model_id = 'openai/gpt-4o-mini'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        seed(db, SEED_JSON, 0).await.unwrap();
+
+        // No channel yet: nothing resolves.
+        let snap = load(db, |_| None).await.unwrap();
+        assert!(snap.resolve("openai/gpt-4o-mini", ModelKind::Chat).is_none());
+        assert_eq!(snap.all_models().len(), 79);
+        assert!(snap.available_models().is_empty());
+
+        upsert_channel(
+            db,
+            &ChannelSpec {
+                provider_id: "openai",
+                name: "openai-env",
+                base_url: "https://api.openai.com/v1",
+                key_env: Some("OPENAI_API_KEY"),
+                api_key: None,
+                priority: 0,
+                is_local: false,
+            },
+        )
+        .await
+        .unwrap();
+        let snap = load(db, |k| (k == "OPENAI_API_KEY").then(|| "sk-test".to_owned()))
+            .await
+            .unwrap();
+        let got = snap.resolve("openai/gpt-4o-mini", ModelKind::Chat).unwrap();
+        assert_eq!(got[0].model.upstream_model, "gpt-4o-mini");
+        assert_eq!(got[0].channel.api_key.as_deref(), Some("sk-test"));
+        let tariff = got[0].model.tariff.unwrap();
+        assert_eq!(tariff.input, PerMillion(150_000));
+        assert_eq!(tariff.output, PerMillion(1), "operator override survived re-seed");
+        // Bare upstream names resolve when unambiguous; kinds must match.
+        assert!(snap.resolve("gpt-4o-mini", ModelKind::Chat).is_some());
+        assert!(snap.resolve("gpt-4o-mini", ModelKind::Embedding).is_none());
+        assert!(snap.resolve("openai/text-embedding-3-small", ModelKind::Embedding).is_some());
+        assert!(snap.resolve("nope/nothing", ModelKind::Chat).is_none());
+        assert!(read_epoch(db).await.unwrap() >= 3);
+        t.cleanup().await;
+    }
+}

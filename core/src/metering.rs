@@ -1,0 +1,152 @@
+//! Metering: the request log row written once per gateway request (its usage, outcome and
+//! timings), inserted in batches off the hot path.
+
+use crate::db::{Db, DbError};
+
+/// Where a request's token counts came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageSource {
+    /// The upstream reported them.
+    Upstream,
+    /// Weir counted or estimated them (the stream ended without a report).
+    Estimated,
+    /// Nothing was generated.
+    None,
+}
+
+impl UsageSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::Upstream => "upstream",
+            UsageSource::Estimated => "estimated",
+            UsageSource::None => "none",
+        }
+    }
+}
+
+/// One row of `request_log`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestRecord {
+    pub request_id: String,
+    pub team_id: i64,
+    pub api_key_id: i64,
+    pub endpoint: &'static str,
+    pub model: String,
+    pub channel_id: Option<i64>,
+    pub status: u16,
+    pub error_kind: Option<&'static str>,
+    pub stream: bool,
+    pub input_tokens: u64,
+    pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub usage_source: UsageSource,
+    pub attempts: u32,
+    pub latency_ms: u64,
+    pub ttfb_ms: Option<u64>,
+    pub created_at: i64,
+}
+
+const COLUMNS: usize = 19;
+/// Rows per INSERT statement (SQLite allows 32,766 bound parameters).
+pub const MAX_BATCH: usize = 500;
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Inserts rows in one transaction; a row whose `request_id` already exists is skipped, so a
+/// retried batch never duplicates.
+pub async fn insert_batch(db: &Db, rows: &[RequestRecord]) -> Result<(), DbError> {
+    let mut tx = db.begin_write().await?;
+    for chunk in rows.chunks(MAX_BATCH) {
+        let mut sql = String::from(
+            "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, channel_id, status, error_kind, stream, \
+             input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source, attempts, \
+             latency_ms, ttfb_ms, created_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for c in 0..COLUMNS {
+                if c > 0 {
+                    sql.push(',');
+                }
+                sql.push('$');
+                sql.push_str(&(i * COLUMNS + c + 1).to_string());
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.request_id.clone())
+                .bind(r.team_id)
+                .bind(r.api_key_id)
+                .bind(r.endpoint)
+                .bind(r.model.clone())
+                .bind(r.channel_id)
+                .bind(i64::from(r.status))
+                .bind(r.error_kind)
+                .bind(i64::from(r.stream))
+                .bind(clamp(r.input_tokens))
+                .bind(clamp(r.cached_tokens))
+                .bind(clamp(r.cache_write_tokens))
+                .bind(clamp(r.output_tokens))
+                .bind(clamp(r.reasoning_tokens))
+                .bind(r.usage_source.as_str())
+                .bind(i64::from(r.attempts))
+                .bind(clamp(r.latency_ms))
+                .bind(r.ttfb_ms.map(clamp))
+                .bind(r.created_at);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+
+    fn row(id: &str) -> RequestRecord {
+        RequestRecord {
+            request_id: id.into(),
+            team_id: 1,
+            api_key_id: 2,
+            endpoint: "chat",
+            model: "demo/echo".into(),
+            channel_id: Some(3),
+            status: 200,
+            error_kind: None,
+            stream: true,
+            input_tokens: 10,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
+            output_tokens: 5,
+            reasoning_tokens: 0,
+            usage_source: UsageSource::Upstream,
+            attempts: 1,
+            latency_ms: 12,
+            ttfb_ms: Some(3),
+            created_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_insert_once() {
+        let t = TestDb::new().await.unwrap();
+        let rows: Vec<_> = (0..1200).map(|i| row(&format!("r{i}"))).collect();
+        insert_batch(&t.db, &rows).await.unwrap();
+        insert_batch(&t.db, &rows[..10]).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log").fetch_one(t.db.pool()).await.unwrap();
+        assert_eq!(n, 1200);
+        t.cleanup().await;
+    }
+}

@@ -1,0 +1,141 @@
+//! The demo provider behind `weir serve --demo`: the in-repo mock upstream wired into the
+//! catalog as two providers (one speaking OpenAI, one speaking Anthropic) with a few priced
+//! models, and a demo team whose key is printed so that a new user can call the API at once
+//! with no upstream keys. Integration tests install the same setup.
+
+use std::path::Path;
+
+use anyhow::Context;
+use weir_core::{
+    auth::{self, Env, KeyVerifier},
+    catalog::{self, Capabilities, ChannelSpec, ModelKind, ModelSpec, ProviderSpec, Tariff, Wire},
+    money::PerMillion,
+    team, Db,
+};
+
+pub const TEAM: &str = "demo";
+
+/// What `install` set up.
+pub struct Demo {
+    /// The demo team's API key (full text).
+    pub key: String,
+}
+
+struct DemoModel {
+    id: &'static str,
+    provider: &'static str,
+    upstream: &'static str,
+    kind: ModelKind,
+}
+
+const MODELS: &[DemoModel] = &[
+    DemoModel { id: "demo/echo", provider: "demo", upstream: "echo", kind: ModelKind::Chat },
+    DemoModel { id: "demo/embed", provider: "demo", upstream: "embed", kind: ModelKind::Embedding },
+    DemoModel { id: "demo/fail-503", provider: "demo", upstream: "fail-503", kind: ModelKind::Chat },
+    DemoModel { id: "demo/fail-429", provider: "demo", upstream: "fail-429", kind: ModelKind::Chat },
+    DemoModel { id: "demo/fail-500", provider: "demo", upstream: "fail-500", kind: ModelKind::Chat },
+    DemoModel { id: "demo/claude-echo", provider: "demo-anthropic", upstream: "claude-echo", kind: ModelKind::Chat },
+];
+
+/// A codename served by both demo providers, to show routing across formats.
+pub const CODENAME: &str = "demo-echo";
+
+fn tariff(kind: ModelKind) -> Tariff {
+    match kind {
+        // $1 per million input tokens, $2 per million output tokens.
+        ModelKind::Chat => Tariff {
+            input: PerMillion(1_000_000),
+            cached_input: Some(PerMillion(100_000)),
+            cache_write: None,
+            output: PerMillion(2_000_000),
+            reasoning: None,
+            markup_bps: 0,
+        },
+        // $0.10 per million tokens.
+        ModelKind::Embedding => Tariff {
+            input: PerMillion(100_000),
+            output: PerMillion(0),
+            ..Tariff::default()
+        },
+    }
+}
+
+/// Wires the mock upstream at `mock_base` (e.g. `http://127.0.0.1:9100`) into the catalog.
+pub async fn install_catalog(db: &Db, mock_base: &str) -> anyhow::Result<()> {
+    let openai_base = format!("{mock_base}/v1");
+    for (id, name, wire, base) in [
+        ("demo", "Demo (mock, OpenAI format)", Wire::OpenAi, openai_base.as_str()),
+        ("demo-anthropic", "Demo (mock, Anthropic format)", Wire::Anthropic, mock_base),
+    ] {
+        catalog::ensure_provider(db, &ProviderSpec { id, name, wire, base_url: base, key_env: None }).await?;
+        catalog::upsert_channel(
+            db,
+            &ChannelSpec {
+                provider_id: id,
+                name: id,
+                base_url: base,
+                key_env: None,
+                api_key: Some("weir-demo"),
+                priority: 0,
+                is_local: true,
+            },
+        )
+        .await?;
+    }
+    for m in MODELS {
+        catalog::ensure_model(
+            db,
+            &ModelSpec {
+                id: m.id,
+                provider_id: m.provider,
+                upstream_model: m.upstream,
+                kind: m.kind,
+                context_window: 128_000,
+                max_output_tokens: (m.kind == ModelKind::Chat).then_some(4096),
+                capabilities: Capabilities { tools: m.kind == ModelKind::Chat, ..Capabilities::default() },
+            },
+            Some(tariff(m.kind)),
+        )
+        .await?;
+    }
+    sqlx::query("INSERT INTO codename (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(CODENAME)
+        .bind("The echo model, served in OpenAI and Anthropic formats")
+        .execute(db.pool())
+        .await?;
+    for (i, id) in ["demo/echo", "demo/claude-echo"].iter().enumerate() {
+        sqlx::query("INSERT INTO codename_model (codename, model_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(CODENAME)
+            .bind(*id)
+            .bind(i as i64)
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Makes sure the demo team exists and has a working key: the one kept in
+/// `data_dir/demo-key` when it still verifies, else a new one (written there).
+pub async fn ensure_key(db: &Db, data_dir: &Path, pepper: &[u8]) -> anyhow::Result<String> {
+    if team::find_by_name(db, TEAM).await?.is_none() {
+        team::create(db, TEAM).await?;
+    }
+    let path = data_dir.join("demo-key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let key = text.trim().to_owned();
+        if KeyVerifier::new(db.clone(), pepper).verify(&key).await.is_ok() {
+            return Ok(key);
+        }
+    }
+    let key = auth::create_key(db, TEAM, Env::Dev, "demo").await?;
+    std::fs::create_dir_all(data_dir).context("creating the data directory")?;
+    std::fs::write(&path, &key.full).with_context(|| format!("writing {}", path.display()))?;
+    Ok(key.full)
+}
+
+/// Installs the whole demo: catalog entries for the mock at `mock_base` and the demo key.
+pub async fn install(db: &Db, mock_base: &str, data_dir: &Path, pepper: &[u8]) -> anyhow::Result<Demo> {
+    install_catalog(db, mock_base).await?;
+    let key = ensure_key(db, data_dir, pepper).await?;
+    Ok(Demo { key })
+}

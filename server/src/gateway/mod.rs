@@ -1,0 +1,99 @@
+//! The gateway: the `/v1` routes, the state they share (key verifier, catalog snapshot,
+//! upstream client, channel health, request log), and the catalog refresher.
+
+mod finish;
+pub mod health;
+pub mod log;
+mod models;
+mod pipeline;
+
+use std::sync::{Arc, RwLock};
+
+use axum::{
+    routing::{get, post},
+    Router,
+};
+use weir_core::{
+    auth::KeyVerifier,
+    catalog::{self, Snapshot},
+    Db,
+};
+
+use crate::upstream::Timeouts;
+
+/// Everything the request path reads. One per process, shared by reference.
+pub struct Gateway {
+    pub db: Db,
+    pub verifier: KeyVerifier,
+    pub catalog: CatalogHandle,
+    pub http: reqwest::Client,
+    pub timeouts: Timeouts,
+    pub health: health::ChannelHealth,
+    pub log: log::LogSender,
+}
+
+/// The current catalog snapshot, swapped whole when the catalog changes.
+pub struct CatalogHandle {
+    db: Db,
+    snap: RwLock<Arc<Snapshot>>,
+    epoch: std::sync::atomic::AtomicI64,
+}
+
+impl CatalogHandle {
+    pub async fn load(db: Db) -> Result<CatalogHandle, catalog::CatalogError> {
+        let epoch = catalog::read_epoch(&db).await?;
+        let snap = catalog::load(&db, |k| std::env::var(k).ok()).await?;
+        Ok(CatalogHandle {
+            db,
+            snap: RwLock::new(Arc::new(snap)),
+            epoch: std::sync::atomic::AtomicI64::new(epoch),
+        })
+    }
+
+    pub fn current(&self) -> Arc<Snapshot> {
+        match self.snap.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Reloads the snapshot if the catalog epoch moved (or always, with `force`).
+    pub async fn refresh(&self, force: bool) -> Result<(), catalog::CatalogError> {
+        use std::sync::atomic::Ordering;
+        let epoch = catalog::read_epoch(&self.db).await?;
+        if !force && epoch == self.epoch.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let snap = catalog::load(&self.db, |k| std::env::var(k).ok()).await?;
+        self.epoch.store(epoch, Ordering::SeqCst);
+        match self.snap.write() {
+            Ok(mut g) => *g = Arc::new(snap),
+            Err(p) => *p.into_inner() = Arc::new(snap),
+        }
+        Ok(())
+    }
+}
+
+/// Polls the catalog epoch so that changes made by other processes appear within seconds.
+pub fn spawn_catalog_watcher(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = gw.catalog.refresh(false).await {
+                tracing::warn!(error = %e, "catalog refresh failed");
+            }
+        }
+    })
+}
+
+/// The API routes, to be nested under `/v1`; unknown paths there get an API-style 404.
+pub fn routes() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/chat/completions", post(pipeline::chat_completions))
+        .route("/embeddings", post(pipeline::embeddings))
+        .route("/models", get(models::list))
+        .route("/models/{*id}", get(models::get_one))
+        .fallback(models::not_found)
+}

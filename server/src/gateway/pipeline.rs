@@ -1,0 +1,635 @@
+//! The one pass of a gateway request, in order and never going back (ARCHITECTURE.md):
+//! read the body, authenticate, decode to canonical, resolve the model, then try candidate
+//! channels (another one only when the failure is retryable and no byte has reached the
+//! client), render in the client's format, and finish exactly once.
+//!
+//! Streams are pumped by a spawned task that owns the [`Finaliser`], so bookkeeping completes
+//! even when the client leaves; a client that leaves cancels the upstream read at once.
+//! When the upstream speaks the client's format (OpenAI-compatible upstream, OpenAI client)
+//! its bytes are relayed as they are and only observed for metering; otherwise its events are
+//! decoded to [`StreamEvent`]s and rendered in the client's format.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    body::Body,
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::Response,
+};
+use bytes::{Bytes, BytesMut};
+use eventsource_stream::Event;
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use weir_core::{
+    auth::{Caller, VerifyError},
+    catalog::{ModelKind, Target, Wire},
+    metering::UsageSource,
+};
+
+use super::{
+    finish::{Finaliser, Outcome},
+    Gateway,
+};
+use crate::{
+    canonical::{CanonicalRequest, StreamErrorKind, StreamEvent, Usage, WireFormat},
+    error::{ErrorKind, GatewayError},
+    tokens,
+    upstream::{self, StreamFault},
+    wire::{anthropic, openai_chat, openai_embeddings},
+};
+
+/// Largest request body accepted (Anthropic's limit; images make chat bodies large).
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Most channels tried for one request.
+pub const MAX_ATTEMPTS: usize = 3;
+
+pub fn new_request_id() -> String {
+    format!("req_{}", uuid::Uuid::now_v7().simple())
+}
+
+fn with_request_id(mut resp: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Reads the whole request body (so that a keep-alive connection stays in sync even when the
+/// answer is an error), refusing bodies over [`MAX_BODY`].
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayError> {
+    let too_large = || {
+        GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("The request body is larger than {} MiB.", MAX_BODY / (1024 * 1024)),
+        )
+        .with_code("request_too_large")
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| GatewayError::invalid("The request body could not be read."))?;
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The API key from `Authorization: Bearer` or `x-api-key`; never echoed back.
+fn presented_key(headers: &HeaderMap) -> Result<&str, GatewayError> {
+    let unauth = |m: &'static str| {
+        GatewayError::new(ErrorKind::Authentication, m).with_code("invalid_api_key")
+    };
+    let mut auth = headers.get_all(header::AUTHORIZATION).iter();
+    let first = auth.next();
+    if auth.next().is_some() {
+        return Err(unauth("More than one Authorization header was sent."));
+    }
+    let raw = match first {
+        Some(v) => {
+            let s = v.to_str().map_err(|_| unauth("Incorrect API key provided."))?;
+            let (scheme, rest) = s.split_once(' ').unwrap_or((s, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(unauth("The Authorization header must use Bearer auth: Authorization: Bearer YOUR_KEY."));
+            }
+            rest.trim()
+        }
+        None => {
+            let mut xs = headers.get_all("x-api-key").iter();
+            let x = xs.next();
+            if xs.next().is_some() {
+                return Err(unauth("More than one x-api-key header was sent."));
+            }
+            match x {
+                Some(v) => v.to_str().map_err(|_| unauth("Incorrect API key provided."))?.trim(),
+                None => "",
+            }
+        }
+    };
+    if raw.is_empty() {
+        return Err(unauth(
+            "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY) or in an x-api-key header.",
+        ));
+    }
+    Ok(raw)
+}
+
+pub async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Caller, GatewayError> {
+    let key = presented_key(headers)?;
+    gw.verifier.verify(key).await.map_err(|e| match e {
+        VerifyError::Invalid => GatewayError::new(ErrorKind::Authentication, "Incorrect API key provided.")
+            .with_code("invalid_api_key"),
+        VerifyError::TeamInactive => GatewayError::new(
+            ErrorKind::PermissionDenied,
+            "The team that owns this API key is inactive.",
+        )
+        .with_code("team_inactive"),
+        VerifyError::Unavailable(e) => {
+            tracing::error!(error = %e, "key verification failed");
+            GatewayError::new(ErrorKind::Unavailable, "The service is temporarily unavailable.")
+                .with_retry_after(Some(1))
+        }
+    })
+}
+
+/// The client's format for this surface.
+const CLIENT: WireFormat = WireFormat::OpenAiChat;
+
+// ---------------------------------------------------------------------------------------------
+// POST /v1/chat/completions
+// ---------------------------------------------------------------------------------------------
+
+pub async fn chat_completions(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let resp = match read_body(&headers, body).await {
+        Err(e) => e.to_response(CLIENT, Some(&request_id)),
+        Ok(bytes) => match authenticate(&gw, &headers).await {
+            Err(e) => e.to_response(CLIENT, Some(&request_id)),
+            Ok(caller) => {
+                let fin = Finaliser::new(gw.clone(), request_id.clone(), caller, "chat", String::new(), false, started);
+                chat(gw, fin, bytes, &request_id).await
+            }
+        },
+    };
+    with_request_id(resp, &request_id)
+}
+
+async fn chat(gw: Arc<Gateway>, mut fin: Finaliser, bytes: Bytes, request_id: &str) -> Response {
+    match chat_attempts(&gw, &mut fin, bytes, request_id).await {
+        Ok(ChatReply::Done { response, outcome }) => {
+            fin.finish(outcome);
+            response
+        }
+        Ok(ChatReply::Stream(job)) => start_stream(gw, fin, *job),
+        Err(e) => {
+            fin.finish(Outcome::failed(e.status(CLIENT).as_u16(), &e));
+            e.to_response(CLIENT, Some(request_id))
+        }
+    }
+}
+
+enum ChatReply {
+    Done { response: Response, outcome: Outcome },
+    Stream(Box<StreamJob>),
+}
+
+/// Tries the candidate channels in order until one answers.
+async fn chat_attempts(
+    gw: &Gateway,
+    fin: &mut Finaliser,
+    bytes: Bytes,
+    request_id: &str,
+) -> Result<ChatReply, GatewayError> {
+    let req = openai_chat::decode_request(&bytes)?;
+    drop(bytes);
+    fin.model.clone_from(&req.model);
+    let snapshot = gw.catalog.current();
+    let targets = snapshot
+        .resolve(&req.model, ModelKind::Chat)
+        .ok_or_else(|| GatewayError::model_not_found(&req.model))?;
+    let plan = gw.health.plan(targets);
+    if plan.is_empty() {
+        return Err(GatewayError::new(ErrorKind::Unavailable, "No channel can serve this model right now.")
+            .with_retry_after(Some(5)));
+    }
+    let prompt_estimate = tokens::estimate_prompt(&req);
+    let mut last: Option<GatewayError> = None;
+    for target in plan.into_iter().take(MAX_ATTEMPTS) {
+        fin.attempts += 1;
+        fin.channel_id = Some(target.channel.id);
+        if target.channel.wire != Wire::OpenAi && req.n.is_some_and(|n| n > 1) {
+            return Err(GatewayError::invalid_param("n", "This model supports only n = 1."));
+        }
+        let out = upstream::chat_request(&target, &req)?;
+        let result = match upstream::send(&gw.http, out, &gw.timeouts).await {
+            Ok(resp) if req.stream => open_stream(gw, &target, &req, resp, prompt_estimate, request_id)
+                .await
+                .map(|job| ChatReply::Stream(Box::new(job))),
+            Ok(resp) => complete(gw, &target, resp, request_id).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(reply) => {
+                gw.health.record_success(target.channel.id);
+                return Ok(reply);
+            }
+            Err(e) => {
+                gw.health.record_failure(target.channel.id, &e);
+                tracing::debug!(channel = target.channel.id, error = %e, "attempt failed");
+                if !e.retryable {
+                    return Err(e);
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| GatewayError::new(ErrorKind::Unavailable, "No channel could serve this request.")))
+}
+
+/// A non-streamed answer: relayed as it is from an OpenAI-compatible upstream, translated
+/// otherwise.
+async fn complete(
+    gw: &Gateway,
+    target: &Target,
+    resp: reqwest::Response,
+    request_id: &str,
+) -> Result<ChatReply, GatewayError> {
+    let body = upstream::read_body(resp, &gw.timeouts).await.map_err(|e| e.retryable(true))?;
+    let (bytes, usage) = match target.channel.wire {
+        Wire::OpenAi => {
+            let v: Value = serde_json::from_slice(&body).map_err(|_| {
+                GatewayError::new(ErrorKind::BadGateway, "The upstream returned invalid JSON.").retryable(true)
+            })?;
+            let usage = v.get("usage").and_then(openai_chat::decode_usage);
+            (body, usage)
+        }
+        _ => {
+            let mut r = anthropic::decode_response(&body).map_err(|e| e.retryable(true))?;
+            r.id = format!("chatcmpl-{}", request_id.trim_start_matches("req_"));
+            let usage = r.usage;
+            (crate::wire::json::to_bytes(&openai_chat::encode_response(&r)), usage)
+        }
+    };
+    let outcome = match usage {
+        Some(u) => Outcome::ok(u, UsageSource::Upstream),
+        None => Outcome::ok(Usage::default(), UsageSource::None),
+    };
+    let response = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(bytes))
+        .map_err(|_| GatewayError::internal("could not build the response"))?;
+    Ok(ChatReply::Done { response, outcome })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+// ---------------------------------------------------------------------------------------------
+
+type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Event, StreamFault>> + Send>>;
+
+/// How upstream events become client bytes.
+enum Render {
+    /// Same format: relay each event's data, observing it for metering.
+    Relay {
+        decoder: openai_chat::ChunkDecoder,
+        include_usage: bool,
+    },
+    /// Decode the upstream's format, render OpenAI chunks.
+    Translate {
+        decoder: anthropic::StreamDecoder,
+        encoder: openai_chat::ChunkEncoder,
+    },
+}
+
+struct StreamJob {
+    events: Events,
+    /// The first event, read before committing to a 200 so that an immediate upstream error
+    /// can still fail over.
+    first: Event,
+    render: Render,
+    meter: Meter,
+}
+
+/// Opens the upstream stream and reads its first event. Failures up to here are retryable,
+/// since the client has received nothing.
+async fn open_stream(
+    gw: &Gateway,
+    target: &Target,
+    req: &CanonicalRequest,
+    resp: reqwest::Response,
+    prompt_estimate: u64,
+    request_id: &str,
+) -> Result<StreamJob, GatewayError> {
+    let mut events: Events = Box::pin(upstream::sse_events(resp));
+    let first = match tokio::time::timeout(gw.timeouts.first_byte, events.next()).await {
+        Err(_) => {
+            return Err(GatewayError::new(ErrorKind::Timeout, "The upstream did not start streaming in time.")
+                .retryable(true))
+        }
+        Ok(None) | Ok(Some(Err(_))) => {
+            return Err(GatewayError::new(ErrorKind::BadGateway, "The upstream stream failed before it began.")
+                .retryable(true))
+        }
+        Ok(Some(Ok(ev))) => ev,
+    };
+    let render = match target.channel.wire {
+        Wire::OpenAi => Render::Relay {
+            decoder: openai_chat::ChunkDecoder::default(),
+            include_usage: req.include_usage,
+        },
+        _ => Render::Translate {
+            decoder: anthropic::StreamDecoder::default(),
+            encoder: openai_chat::ChunkEncoder::new(
+                format!("chatcmpl-{}", request_id.trim_start_matches("req_")),
+                String::new(),
+                req.include_usage,
+            ),
+        },
+    };
+    let mut job = StreamJob {
+        events,
+        first,
+        render,
+        meter: Meter::new(prompt_estimate),
+    };
+    // An error as the very first event: nothing was sent, so another channel may be tried.
+    let mut probe = Vec::new();
+    let _ = decode_event(&mut job.render, &job.first, &mut probe);
+    if let Some(StreamEvent::Error { kind, .. }) = probe.first() {
+        let k = match kind {
+            StreamErrorKind::Overloaded => ErrorKind::Overloaded,
+            StreamErrorKind::RateLimited => ErrorKind::UpstreamRateLimited,
+            StreamErrorKind::InvalidRequest => ErrorKind::InvalidRequest,
+            StreamErrorKind::Server => ErrorKind::BadGateway,
+        };
+        let e = GatewayError::new(k, "The upstream reported an error.");
+        return Err(if k == ErrorKind::InvalidRequest { e } else { e.retryable(true) });
+    }
+    // Re-create the decoder so that the first event is decoded once, by the pump.
+    job.render = match job.render {
+        Render::Relay { include_usage, .. } => Render::Relay {
+            decoder: openai_chat::ChunkDecoder::default(),
+            include_usage,
+        },
+        Render::Translate { encoder, .. } => Render::Translate {
+            decoder: anthropic::StreamDecoder::default(),
+            encoder,
+        },
+    };
+    Ok(job)
+}
+
+fn decode_event(render: &mut Render, ev: &Event, out: &mut Vec<StreamEvent>) -> Result<openai_chat::ChunkKind, GatewayError> {
+    match render {
+        Render::Relay { decoder, .. } => decoder.decode(&ev.data, out),
+        Render::Translate { decoder, .. } => decoder.decode(&ev.event, &ev.data, out).map(|()| openai_chat::ChunkKind::Content),
+    }
+}
+
+/// Counts what a stream delivered, for billing when the upstream reports no usage.
+struct Meter {
+    prompt_estimate: u64,
+    reported: Option<Usage>,
+    output_bytes: u64,
+    finished: bool,
+    upstream_error: bool,
+}
+
+impl Meter {
+    fn new(prompt_estimate: u64) -> Meter {
+        Meter { prompt_estimate, reported: None, output_bytes: 0, finished: false, upstream_error: false }
+    }
+
+    fn observe(&mut self, ev: &StreamEvent) {
+        match ev {
+            StreamEvent::TextDelta(t) | StreamEvent::ReasoningDelta(t) => self.output_bytes += t.len() as u64,
+            StreamEvent::ToolCallStart { name, .. } => self.output_bytes += name.len() as u64,
+            StreamEvent::ToolArgsDelta { fragment, .. } => self.output_bytes += fragment.len() as u64,
+            StreamEvent::Usage(u) => self.reported = Some(*u),
+            StreamEvent::Finish(_) => self.finished = true,
+            StreamEvent::Error { .. } => self.upstream_error = true,
+            StreamEvent::Start { .. } | StreamEvent::ReasoningSignature(_) | StreamEvent::ToolCallEnd { .. } => {}
+        }
+    }
+
+    /// The usage to bill: the upstream's report when there is one; otherwise Weir's own count
+    /// (prompt estimate plus counted output), never zero once output was delivered.
+    fn usage(&self) -> (Usage, UsageSource) {
+        if let Some(u) = self.reported {
+            if u.output > 0 || self.output_bytes == 0 {
+                return (u, UsageSource::Upstream);
+            }
+        }
+        if self.output_bytes == 0 {
+            return (Usage::default(), UsageSource::None);
+        }
+        let input = self.reported.map_or(self.prompt_estimate, |u| u.input.max(self.prompt_estimate));
+        let output = self.output_bytes.div_ceil(4);
+        (Usage { input, output, ..Usage::default() }, UsageSource::Estimated)
+    }
+}
+
+/// How a stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamEnd {
+    Normal,
+    ClientGone,
+    UpstreamError,
+    UpstreamBroken,
+    IdleTimeout,
+}
+
+fn start_stream(gw: Arc<Gateway>, fin: Finaliser, job: StreamJob) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(32);
+    tokio::spawn(pump(gw, job, tx, fin));
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    }));
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// Writes a terminal error chunk in the OpenAI stream format.
+fn error_chunk(message: &str, ty: &str, out: &mut BytesMut) {
+    openai_chat::write_data(
+        &serde_json::json!({"error": {"message": message, "type": ty, "param": null, "code": null}}),
+        out,
+    );
+}
+
+/// Drives one stream to its end, then finishes the request. Owns the finaliser, so the
+/// bookkeeping runs whatever happens to the client.
+async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin: Finaliser) {
+    let StreamJob { mut events, first, mut render, mut meter } = job;
+    let mut decoded = Vec::new();
+    let mut out = BytesMut::new();
+    let mut pending = Some(first);
+    let mut saw_done = false;
+    let end = loop {
+        let ev = match pending.take() {
+            Some(ev) => ev,
+            None => {
+                let next = tokio::select! {
+                    biased;
+                    _ = tx.closed() => break StreamEnd::ClientGone,
+                    n = tokio::time::timeout(gw.timeouts.idle, events.next()) => n,
+                };
+                match next {
+                    Err(_) => {
+                        error_chunk("The upstream stopped sending.", "server_error", &mut out);
+                        break StreamEnd::IdleTimeout;
+                    }
+                    Ok(None) if meter.finished || saw_done => break StreamEnd::Normal,
+                    Ok(None) | Ok(Some(Err(_))) => {
+                        error_chunk("The upstream connection failed mid-stream.", "server_error", &mut out);
+                        break StreamEnd::UpstreamBroken;
+                    }
+                    Ok(Some(Ok(ev))) => ev,
+                }
+            }
+        };
+        decoded.clear();
+        let kind = match decode_event(&mut render, &ev, &mut decoded) {
+            Ok(k) => k,
+            Err(_) => {
+                error_chunk("The upstream sent a malformed stream.", "server_error", &mut out);
+                break StreamEnd::UpstreamBroken;
+            }
+        };
+        for e in &decoded {
+            meter.observe(e);
+        }
+        match &mut render {
+            Render::Relay { include_usage, .. } => {
+                if kind == openai_chat::ChunkKind::Done {
+                    saw_done = true;
+                }
+                if kind != openai_chat::ChunkKind::UsageOnly || *include_usage {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(ev.data.as_bytes());
+                    out.extend_from_slice(b"\n\n");
+                }
+            }
+            Render::Translate { encoder, .. } => {
+                for e in &decoded {
+                    encoder.encode(e, &mut out);
+                }
+            }
+        }
+        if !out.is_empty() {
+            if fin.ttfb.is_none() {
+                fin.ttfb = Some(Instant::now());
+            }
+            if tx.send(out.split().freeze()).await.is_err() {
+                break StreamEnd::ClientGone;
+            }
+        }
+        if meter.upstream_error {
+            break StreamEnd::UpstreamError;
+        }
+        if saw_done {
+            break StreamEnd::Normal;
+        }
+    };
+    if end == StreamEnd::Normal {
+        match &mut render {
+            Render::Relay { .. } if !saw_done => out.extend_from_slice(b"data: [DONE]\n\n"),
+            Render::Relay { .. } => {}
+            Render::Translate { encoder, .. } => encoder.finish(&mut out),
+        }
+    }
+    if !out.is_empty() && end != StreamEnd::ClientGone {
+        let _ = tx.send(out.split().freeze()).await;
+    }
+    // Dropping the upstream stream here cancels the upstream request if it is still running.
+    drop(events);
+    let (usage, source) = meter.usage();
+    let (status, error) = match end {
+        StreamEnd::Normal => (200, None),
+        StreamEnd::ClientGone => (super::finish::CLIENT_CLOSED, Some("client_closed")),
+        StreamEnd::UpstreamError => (200, Some("upstream_stream_error")),
+        StreamEnd::UpstreamBroken => (200, Some("upstream_broken")),
+        StreamEnd::IdleTimeout => (200, Some("upstream_idle_timeout")),
+    };
+    if matches!(end, StreamEnd::UpstreamError | StreamEnd::UpstreamBroken | StreamEnd::IdleTimeout) {
+        if let Some(ch) = fin.channel_id {
+            gw.health.record_failure(ch, &GatewayError::new(ErrorKind::BadGateway, "mid-stream failure").retryable(true));
+        }
+    }
+    fin.finish(Outcome { status, error, usage, source });
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /v1/embeddings
+// ---------------------------------------------------------------------------------------------
+
+pub async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let resp = match read_body(&headers, body).await {
+        Err(e) => e.to_response(CLIENT, Some(&request_id)),
+        Ok(bytes) => match authenticate(&gw, &headers).await {
+            Err(e) => e.to_response(CLIENT, Some(&request_id)),
+            Ok(caller) => {
+                let mut fin =
+                    Finaliser::new(gw.clone(), request_id.clone(), caller, "embeddings", String::new(), false, started);
+                match embeddings_attempts(&gw, &mut fin, bytes).await {
+                    Ok((response, usage)) => {
+                        fin.finish(Outcome::ok(usage, UsageSource::Upstream));
+                        response
+                    }
+                    Err(e) => {
+                        fin.finish(Outcome::failed(e.status(CLIENT).as_u16(), &e));
+                        e.to_response(CLIENT, Some(&request_id))
+                    }
+                }
+            }
+        },
+    };
+    with_request_id(resp, &request_id)
+}
+
+async fn embeddings_attempts(
+    gw: &Gateway,
+    fin: &mut Finaliser,
+    bytes: Bytes,
+) -> Result<(Response, Usage), GatewayError> {
+    let req = openai_embeddings::decode_request(&bytes)?;
+    fin.model.clone_from(&req.model);
+    let snapshot = gw.catalog.current();
+    let targets = snapshot
+        .resolve(&req.model, ModelKind::Embedding)
+        .ok_or_else(|| GatewayError::model_not_found(&req.model))?;
+    let mut last = None;
+    for target in gw.health.plan(targets).into_iter().take(MAX_ATTEMPTS) {
+        fin.attempts += 1;
+        fin.channel_id = Some(target.channel.id);
+        let out = upstream::embeddings_request(&target, &req)?;
+        let result = async {
+            let resp = upstream::send(&gw.http, out, &gw.timeouts).await?;
+            let body = upstream::read_body(resp, &gw.timeouts).await.map_err(|e| e.retryable(true))?;
+            let usage = openai_embeddings::decode_usage(&body).map_err(|e| e.retryable(true))?;
+            Ok::<_, GatewayError>((body, usage))
+        }
+        .await;
+        match result {
+            Ok((body, usage)) => {
+                gw.health.record_success(target.channel.id);
+                let response = Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .map_err(|_| GatewayError::internal("could not build the response"))?;
+                return Ok((response, usage));
+            }
+            Err(e) => {
+                gw.health.record_failure(target.channel.id, &e);
+                if !e.retryable {
+                    return Err(e);
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| GatewayError::new(ErrorKind::Unavailable, "No channel can serve this model right now.")))
+}

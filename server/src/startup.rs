@@ -1,0 +1,100 @@
+//! Start-up: everything between "the database is migrated" and "the router can serve":
+//! seeding the catalog, wiring channels from upstream keys in the environment, and starting
+//! the background tasks (key-cache epoch watcher, catalog watcher, request-log writer).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use weir_core::{
+    auth::KeyVerifier,
+    catalog::{self, ChannelSpec},
+    Db,
+};
+
+use crate::{
+    config::Config,
+    gateway::{self, CatalogHandle, Gateway},
+    http::AppState,
+    upstream::{self, Timeouts},
+};
+
+/// A prepared server: its state and the background tasks to stop on shutdown.
+pub struct Prepared {
+    pub state: AppState,
+    pub gateway: Arc<Gateway>,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+    log_task: tokio::task::JoinHandle<()>,
+}
+
+impl Prepared {
+    /// Stops the watchers and waits (bounded) for queued request-log rows to be written.
+    pub async fn shutdown(self) {
+        for w in &self.watchers {
+            w.abort();
+        }
+        let Prepared { state, gateway, log_task, .. } = self;
+        drop(state);
+        drop(gateway);
+        if tokio::time::timeout(std::time::Duration::from_secs(10), log_task).await.is_err() {
+            tracing::warn!("request log not fully flushed before exit");
+        }
+    }
+}
+
+/// Seeds the catalog and creates one channel per provider whose key is in the environment.
+/// `OPENAI_BASE_URL`-style variables override the provider's address, as the official SDKs do.
+pub async fn seed_catalog(db: &Db, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+    let providers = catalog::seed(db, catalog::SEED_JSON, 0)
+        .await
+        .context("seeding the model catalog")?;
+    for p in providers {
+        let Some(key_env) = p.key_env.as_deref() else { continue };
+        if env(key_env).is_none() {
+            continue;
+        }
+        let base_env = key_env.replace("_API_KEY", "_BASE_URL");
+        let base_url = env(&base_env).unwrap_or_else(|| p.base_url.clone());
+        let name = format!("{}-env", p.id);
+        catalog::upsert_channel(
+            db,
+            &ChannelSpec {
+                provider_id: &p.id,
+                name: &name,
+                base_url: &base_url,
+                key_env: Some(key_env),
+                api_key: None,
+                priority: 0,
+                is_local: false,
+            },
+        )
+        .await?;
+        tracing::info!(provider = %p.id, "channel enabled from {key_env}");
+    }
+    Ok(())
+}
+
+/// Builds the gateway and app state over a migrated database.
+pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
+    seed_catalog(&db, |k| std::env::var(k).ok().filter(|v| !v.is_empty())).await?;
+    let verifier = KeyVerifier::new(db.clone(), config.secret.expose());
+    verifier.poll_epoch().await?;
+    let catalog = CatalogHandle::load(db.clone()).await?;
+    let timeouts = Timeouts::default();
+    let http = upstream::client(&timeouts).context("building the HTTP client")?;
+    let (log, log_task) = gateway::log::spawn(db.clone());
+    let gateway = Arc::new(Gateway {
+        db: db.clone(),
+        verifier: verifier.clone(),
+        catalog,
+        http,
+        timeouts,
+        health: Default::default(),
+        log,
+    });
+    let watchers = vec![
+        verifier.spawn_epoch_watcher(),
+        gateway::spawn_catalog_watcher(gateway.clone()),
+    ];
+    let state = AppState::new(db, gateway.clone(), config);
+    Ok(Prepared { state, gateway, watchers, log_task })
+}

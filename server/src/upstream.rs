@@ -1,0 +1,314 @@
+//! Talking to upstream providers: building the HTTP request for a target's wire format,
+//! sending it under the connect and first-byte deadlines, classifying failures (who is to
+//! blame, may another channel be tried), and reading SSE bodies with a bounded line length.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::Value;
+use weir_core::catalog::{Target, Wire};
+
+use crate::{
+    canonical::{CanonicalRequest, EmbeddingRequest},
+    error::{ErrorKind, GatewayError},
+    wire::{json::to_bytes, openai_chat, openai_embeddings},
+};
+
+/// Deadlines for upstream calls (RELIABILITY.md §3 "Deadlines").
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// From sending the request to receiving response headers.
+    pub first_byte: Duration,
+    /// Longest silence between two stream chunks.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Longest SSE line accepted from an upstream before the stream is treated as broken.
+pub const MAX_SSE_LINE: usize = 4 * 1024 * 1024;
+/// Largest non-streamed upstream body read.
+pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// Builds the shared HTTP client for upstream calls.
+pub fn client(t: &Timeouts) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(t.connect)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        // Upstream redirects are never followed (an SSRF guard, and APIs do not redirect).
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// An HTTP request ready to send upstream.
+pub struct Outbound {
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+fn join(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+fn auth_headers(target: &Target) -> Result<HeaderMap, GatewayError> {
+    let mut h = HeaderMap::new();
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let key = target.channel.api_key.as_deref().unwrap_or_default();
+    let bad_key = || GatewayError::internal("A channel's API key is not a valid header value.");
+    match target.channel.wire {
+        Wire::OpenAi | Wire::Cohere => {
+            let v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| bad_key())?;
+            h.insert(http::header::AUTHORIZATION, v);
+        }
+        Wire::Anthropic => {
+            h.insert("x-api-key", HeaderValue::from_str(key).map_err(|_| bad_key())?);
+            h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        }
+        Wire::Gemini => {
+            h.insert("x-goog-api-key", HeaderValue::from_str(key).map_err(|_| bad_key())?);
+        }
+    }
+    Ok(h)
+}
+
+/// Default output limit for formats that require one, when the client gave none.
+pub fn default_max_tokens(target: &Target) -> u32 {
+    target.model.max_output_tokens.unwrap_or(4096).min(4096)
+}
+
+/// The request for a chat completion on `target`.
+pub fn chat_request(target: &Target, req: &CanonicalRequest) -> Result<Outbound, GatewayError> {
+    let upstream_model = &target.model.upstream_model;
+    let (url, body) = match target.channel.wire {
+        Wire::OpenAi => (
+            join(&target.channel.base_url, "/chat/completions"),
+            openai_chat::encode_request(req, upstream_model),
+        ),
+        Wire::Anthropic => (
+            join(&target.channel.base_url, "/v1/messages"),
+            crate::wire::anthropic::encode_request(req, upstream_model, default_max_tokens(target))?,
+        ),
+        Wire::Gemini | Wire::Cohere => {
+            return Err(GatewayError::new(
+                ErrorKind::BadGateway,
+                "This provider's wire format is not supported yet.",
+            ))
+        }
+    };
+    Ok(Outbound {
+        url,
+        headers: auth_headers(target)?,
+        body: to_bytes(&body),
+    })
+}
+
+/// The request for embeddings on `target`.
+pub fn embeddings_request(target: &Target, req: &EmbeddingRequest) -> Result<Outbound, GatewayError> {
+    match target.channel.wire {
+        Wire::OpenAi => Ok(Outbound {
+            url: join(&target.channel.base_url, "/embeddings"),
+            headers: auth_headers(target)?,
+            body: to_bytes(&openai_embeddings::encode_request(req, &target.model.upstream_model)),
+        }),
+        _ => Err(GatewayError::new(
+            ErrorKind::BadGateway,
+            "Embeddings are not supported for this provider yet.",
+        )),
+    }
+}
+
+/// Sends `out`, waiting at most the first-byte deadline for the response headers. Non-2xx
+/// answers are read (bounded) and turned into a classified error.
+pub async fn send(
+    http: &reqwest::Client,
+    out: Outbound,
+    t: &Timeouts,
+) -> Result<reqwest::Response, GatewayError> {
+    let fut = http.post(out.url).headers(out.headers).body(out.body).send();
+    let resp = match tokio::time::timeout(t.first_byte, fut).await {
+        Err(_) => {
+            return Err(GatewayError::new(ErrorKind::Timeout, "The upstream did not answer in time.")
+                .retryable(true))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "upstream request failed");
+            let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::BadGateway };
+            return Err(GatewayError::new(kind, "The upstream could not be reached.").retryable(true));
+        }
+        Ok(Ok(r)) => r,
+    };
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .map(|s| s.ceil().clamp(0.0, 3600.0) as u64);
+    let body = tokio::time::timeout(Duration::from_secs(10), read_limited(resp, 64 * 1024))
+        .await
+        .unwrap_or_default();
+    Err(classify_status(status, &body, retry_after))
+}
+
+async fn read_limited(resp: reqwest::Response, limit: usize) -> Bytes {
+    let mut buf = Vec::new();
+    let mut s = resp.bytes_stream();
+    while let Some(Ok(chunk)) = s.next().await {
+        let room = limit.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= limit {
+            break;
+        }
+    }
+    Bytes::from(buf)
+}
+
+/// Reads a whole non-streamed upstream body, bounded.
+pub async fn read_body(resp: reqwest::Response, t: &Timeouts) -> Result<Bytes, GatewayError> {
+    let fut = async {
+        let mut buf = Vec::new();
+        let mut s = resp.bytes_stream();
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.map_err(|_| {
+                GatewayError::new(ErrorKind::BadGateway, "The upstream connection failed.")
+            })?;
+            if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
+                return Err(GatewayError::new(ErrorKind::BadGateway, "The upstream answer is too large."));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout(t.first_byte, fut)
+        .await
+        .unwrap_or_else(|_| Err(GatewayError::new(ErrorKind::Timeout, "The upstream did not finish in time.")))
+}
+
+/// The message inside an upstream error envelope (OpenAI, Anthropic, Gemini or Cohere shape).
+fn upstream_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let msg = v
+        .pointer("/error/message")
+        .or_else(|| v.get("message"))
+        .and_then(Value::as_str)?;
+    Some(msg.chars().take(1000).collect())
+}
+
+/// Maps an upstream error status to a [`GatewayError`]. Client mistakes keep the upstream's
+/// message and are not retried; auth failures of the channel and server-side failures are
+/// retryable on another channel and never show the upstream's text.
+pub fn classify_status(status: StatusCode, body: &[u8], retry_after: Option<u64>) -> GatewayError {
+    let code = status.as_u16();
+    match code {
+        400 | 404 | 413 | 422 => {
+            let kind = match code {
+                404 => ErrorKind::NotFound,
+                413 => ErrorKind::PayloadTooLarge,
+                _ => ErrorKind::InvalidRequest,
+            };
+            let msg = upstream_message(body)
+                .unwrap_or_else(|| format!("The upstream rejected the request ({code})."));
+            GatewayError::new(kind, msg)
+        }
+        401 | 403 => {
+            let mut e = GatewayError::new(
+                ErrorKind::BadGateway,
+                "The upstream refused this gateway's credentials.",
+            )
+            .retryable(true);
+            e.code = Some("upstream_auth");
+            e
+        }
+        429 => GatewayError::new(ErrorKind::UpstreamRateLimited, "The upstream is rate limiting requests.")
+            .retryable(true)
+            .with_retry_after(retry_after),
+        408 | 504 => GatewayError::new(ErrorKind::Timeout, "The upstream timed out.").retryable(true),
+        503 | 529 => GatewayError::new(ErrorKind::Overloaded, "The upstream is overloaded.")
+            .retryable(true)
+            .with_retry_after(retry_after),
+        _ => GatewayError::new(ErrorKind::BadGateway, format!("The upstream failed ({code})."))
+            .retryable(code >= 500),
+    }
+}
+
+/// Why reading an upstream stream stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFault {
+    /// The connection broke (reset, EOF inside a chunk, TLS failure).
+    Transport,
+    /// The bytes were not valid SSE / UTF-8, or a line was too long.
+    Malformed,
+}
+
+/// The SSE events of an upstream response body. Lines longer than [`MAX_SSE_LINE`] end the
+/// stream with [`StreamFault::Malformed`] instead of growing a buffer without bound.
+pub fn sse_events(resp: reqwest::Response) -> impl Stream<Item = Result<Event, StreamFault>> + Send {
+    let mut since_newline = 0usize;
+    let guarded = resp.bytes_stream().map_err(|_| StreamFault::Transport).and_then(
+        move |chunk: Bytes| {
+            let r = match memchr_last_newline(&chunk) {
+                Some(i) => {
+                    since_newline = chunk.len() - i - 1;
+                    Ok(chunk)
+                }
+                None => {
+                    since_newline += chunk.len();
+                    if since_newline > MAX_SSE_LINE {
+                        Err(StreamFault::Malformed)
+                    } else {
+                        Ok(chunk)
+                    }
+                }
+            };
+            std::future::ready(r)
+        },
+    );
+    guarded.eventsource().map(|r| {
+        r.map_err(|e| match e {
+            EventStreamError::Transport(f) => f,
+            EventStreamError::Utf8(_) | EventStreamError::Parser(_) => StreamFault::Malformed,
+        })
+    })
+}
+
+fn memchr_last_newline(b: &[u8]) -> Option<usize> {
+    b.iter().rposition(|&c| c == b'\n' || c == b'\r')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        let e = classify_status(StatusCode::BAD_REQUEST, br#"{"error":{"message":"context too long"}}"#, None);
+        assert_eq!((e.kind, e.retryable, &*e.message), (ErrorKind::InvalidRequest, false, "context too long"));
+        let e = classify_status(StatusCode::UNAUTHORIZED, br#"{"error":{"message":"bad key sk-123"}}"#, None);
+        assert!(e.retryable && !e.message.contains("sk-123"));
+        let e = classify_status(StatusCode::TOO_MANY_REQUESTS, b"", Some(7));
+        assert_eq!((e.kind, e.retry_after), (ErrorKind::UpstreamRateLimited, Some(7)));
+        let e = classify_status(StatusCode::from_u16(529).unwrap(), b"", None);
+        assert_eq!(e.kind, ErrorKind::Overloaded);
+        assert!(classify_status(StatusCode::INTERNAL_SERVER_ERROR, b"x", None).retryable);
+        assert!(!classify_status(StatusCode::NOT_IMPLEMENTED, b"x", None).retryable);
+    }
+}
