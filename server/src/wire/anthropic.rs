@@ -23,6 +23,7 @@
 
 use std::borrow::Cow;
 
+use bytes::{BufMut, BytesMut};
 use serde_json::{json, Value};
 
 use super::json::{range_error, Obj};
@@ -976,6 +977,317 @@ impl StreamDecoder {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Client surface: canonical → Anthropic responses and streams
+// ---------------------------------------------------------------------------------------------
+
+/// Anthropic's `stop_reason` for a finish reason.
+pub fn stop_reason(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Stop => "end_turn",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls => "tool_use",
+        FinishReason::ContentFilter => "refusal",
+    }
+}
+
+/// Anthropic `usage` from canonical inclusive counts: `input_tokens` is only what was neither
+/// read from nor written to the cache.
+pub fn encode_usage(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input.saturating_sub(u.cached_input).saturating_sub(u.cache_write),
+        "cache_creation_input_tokens": u.cache_write,
+        "cache_read_input_tokens": u.cached_input,
+        "output_tokens": u.output,
+    })
+}
+
+/// Renders a canonical response (its first choice) as an Anthropic message.
+///
+/// Reasoning becomes a `thinking` block with an empty signature: a canonical response carries
+/// none, and [`encode_request`] drops unsigned thinking if the client sends the block back.
+/// Arguments that are not a JSON object get the [`arguments_to_input`] fallback.
+pub fn encode_response(r: &CanonicalResponse) -> Value {
+    let mut content = Vec::new();
+    let mut finish = FinishReason::Stop;
+    if let Some(c) = r
+        .choices
+        .iter()
+        .find(|c| c.index == 0)
+        .or(r.choices.first())
+    {
+        if let Some(t) = c.reasoning.as_deref().filter(|t| !t.is_empty()) {
+            content.push(json!({"type": "thinking", "thinking": t, "signature": ""}));
+        }
+        let text = c.text.as_deref().filter(|t| !t.is_empty());
+        if let Some(t) = text.or(c.refusal.as_deref().filter(|t| !t.is_empty())) {
+            content.push(json!({"type": "text", "text": t}));
+        }
+        for tc in &c.tool_calls {
+            content.push(json!({
+                "type": "tool_use", "id": tc.id, "name": tc.name,
+                "input": arguments_to_input(&tc.arguments),
+            }));
+        }
+        finish = match c.finish_reason {
+            Some(f) => f,
+            None if !c.tool_calls.is_empty() => FinishReason::ToolCalls,
+            None => FinishReason::Stop,
+        };
+    }
+    json!({
+        "id": r.id,
+        "type": "message",
+        "role": "assistant",
+        "model": r.model,
+        "content": content,
+        "stop_reason": stop_reason(finish),
+        "stop_sequence": null,
+        "usage": encode_usage(&r.usage.unwrap_or_default()),
+    })
+}
+
+/// A keep-alive event; Anthropic sends these on long streams and clients ignore them.
+pub const PING: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
+
+/// Writes one named SSE event (`event: X\ndata: {…}\n\n`); Anthropic SDKs dispatch on the name.
+pub fn write_event(name: &str, v: &Value, out: &mut BytesMut) {
+    out.put_slice(b"event: ");
+    out.put_slice(name.as_bytes());
+    out.put_slice(b"\ndata: ");
+    let mut w = out.writer();
+    // Writing a `Value` into memory cannot fail.
+    let _ = serde_json::to_writer(&mut w, v);
+    w.into_inner().put_slice(b"\n\n");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum OpenBlock {
+    Text,
+    Thinking,
+    /// A `tool_use` block and its tool-call index.
+    Tool(u32),
+}
+
+/// Renders [`StreamEvent`]s as an Anthropic Messages stream (translation.md §7).
+///
+/// `message_start` is written before the first content (so a `Usage` right after `Start`
+/// fills in its input counts). Text and thinking blocks open lazily; a new block closes the
+/// open one; block indexes count every block from 0. `message_delta` waits for a `Usage` that
+/// follows `Finish` (OpenAI upstreams send usage after the finish reason) or for
+/// [`StreamEncoder::finish`], which also writes `message_stop`. After an `Error` nothing more
+/// is written, as on Anthropic.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    id: String,
+    model: String,
+    usage: Option<Usage>,
+    started: bool,
+    /// The open block and its index.
+    open: Option<(u32, OpenBlock)>,
+    next_block: u32,
+    /// `(tool-call index, block index)` of every tool call.
+    tool_blocks: Vec<(u32, u32)>,
+    finish: Option<FinishReason>,
+    delta_sent: bool,
+    /// `message_stop` or an error was written.
+    ended: bool,
+}
+
+impl StreamEncoder {
+    /// `id` is the message id shown to the client; `model` may be empty to take the upstream's.
+    pub fn new(id: String, model: String) -> StreamEncoder {
+        StreamEncoder {
+            id,
+            model,
+            usage: None,
+            started: false,
+            open: None,
+            next_block: 0,
+            tool_blocks: Vec::new(),
+            finish: None,
+            delta_sent: false,
+            ended: false,
+        }
+    }
+
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
+        if self.ended {
+            return;
+        }
+        match ev {
+            StreamEvent::Start { model, .. } => {
+                if self.model.is_empty() && !model.is_empty() {
+                    self.model = model.clone();
+                }
+            }
+            StreamEvent::TextDelta(t) => {
+                if !t.is_empty() {
+                    let index = self.open_block(OpenBlock::Text, out);
+                    self.block_delta(index, json!({"type": "text_delta", "text": t}), out);
+                }
+            }
+            StreamEvent::ReasoningDelta(t) => {
+                if !t.is_empty() {
+                    let index = self.open_block(OpenBlock::Thinking, out);
+                    self.block_delta(index, json!({"type": "thinking_delta", "thinking": t}), out);
+                }
+            }
+            StreamEvent::ReasoningSignature(sig) => {
+                if let Some((index, OpenBlock::Thinking)) = self.open {
+                    self.block_delta(
+                        index,
+                        json!({"type": "signature_delta", "signature": sig}),
+                        out,
+                    );
+                }
+            }
+            StreamEvent::ToolCallStart { index, id, name } => {
+                let block = self.start_block(
+                    OpenBlock::Tool(*index),
+                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+                    out,
+                );
+                self.tool_blocks.push((*index, block));
+            }
+            StreamEvent::ToolArgsDelta { index, fragment } => {
+                // Deltas of an interleaved call whose block was closed keep that block's index.
+                let block = self.tool_blocks.iter().find(|(c, _)| c == index);
+                if let (Some(&(_, block)), false) = (block, fragment.is_empty()) {
+                    self.block_delta(
+                        block,
+                        json!({"type": "input_json_delta", "partial_json": fragment}),
+                        out,
+                    );
+                }
+            }
+            StreamEvent::ToolCallEnd { index } => {
+                if matches!(self.open, Some((_, OpenBlock::Tool(c))) if c == *index) {
+                    self.close_block(out);
+                }
+            }
+            StreamEvent::Finish(reason) => {
+                self.ensure_started(out);
+                self.close_block(out);
+                self.finish = Some(*reason);
+            }
+            StreamEvent::Usage(u) => {
+                self.usage = Some(*u);
+                if self.finish.is_some() && !self.delta_sent {
+                    self.write_delta(out);
+                }
+            }
+            StreamEvent::Error { kind, message } => {
+                let ty = match kind {
+                    StreamErrorKind::Overloaded => "overloaded_error",
+                    StreamErrorKind::RateLimited => "rate_limit_error",
+                    StreamErrorKind::InvalidRequest => "invalid_request_error",
+                    StreamErrorKind::Server => "api_error",
+                };
+                write_event(
+                    "error",
+                    &json!({"type": "error", "error": {"type": ty, "message": message}}),
+                    out,
+                );
+                self.ended = true;
+            }
+        }
+    }
+
+    /// Ends a stream that finished normally: closes what is open, writes `message_delta` if
+    /// it is still held, and `message_stop`.
+    pub fn finish(&mut self, out: &mut BytesMut) {
+        if self.ended {
+            return;
+        }
+        self.ensure_started(out);
+        self.close_block(out);
+        if !self.delta_sent {
+            self.write_delta(out);
+        }
+        write_event("message_stop", &json!({"type": "message_stop"}), out);
+        self.ended = true;
+    }
+
+    fn ensure_started(&mut self, out: &mut BytesMut) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let usage = self.usage.unwrap_or_default();
+        write_event(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": encode_usage(&usage),
+            }}),
+            out,
+        );
+    }
+
+    /// Makes a text or thinking block the open one, starting it unless it already is;
+    /// returns its index.
+    fn open_block(&mut self, kind: OpenBlock, out: &mut BytesMut) -> u32 {
+        match self.open {
+            Some((index, open)) if open == kind => index,
+            _ => {
+                let block = if kind == OpenBlock::Thinking {
+                    json!({"type": "thinking", "thinking": "", "signature": ""})
+                } else {
+                    json!({"type": "text", "text": ""})
+                };
+                self.start_block(kind, block, out)
+            }
+        }
+    }
+
+    /// Closes the open block and starts a new one; returns its index.
+    fn start_block(&mut self, kind: OpenBlock, block: Value, out: &mut BytesMut) -> u32 {
+        self.ensure_started(out);
+        self.close_block(out);
+        let index = self.next_block;
+        self.next_block += 1;
+        write_event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+            out,
+        );
+        self.open = Some((index, kind));
+        index
+    }
+
+    fn block_delta(&self, index: u32, delta: Value, out: &mut BytesMut) {
+        write_event(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            out,
+        );
+    }
+
+    fn close_block(&mut self, out: &mut BytesMut) {
+        if let Some((index, _)) = self.open.take() {
+            write_event(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": index}),
+                out,
+            );
+        }
+    }
+
+    fn write_delta(&mut self, out: &mut BytesMut) {
+        self.delta_sent = true;
+        let reason = stop_reason(self.finish.unwrap_or(FinishReason::Stop));
+        write_event(
+            "message_delta",
+            &json!({"type": "message_delta",
+                    "delta": {"stop_reason": reason, "stop_sequence": null},
+                    "usage": encode_usage(&self.usage.unwrap_or_default())}),
+            out,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1591,6 +1903,224 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::BadGateway);
         d.decode("ping", "", &mut ev).unwrap();
         assert!(ev.is_empty());
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Client surface
+    // -----------------------------------------------------------------------------------------
+
+    /// Splits SSE bytes into (event, data) pairs.
+    fn sse_events(bytes: &[u8]) -> Vec<(String, String)> {
+        let text = std::str::from_utf8(bytes).unwrap();
+        assert!(text.ends_with("\n\n"), "{text}");
+        text.split_terminator("\n\n")
+            .map(|e| {
+                let (event, data) = e.split_once('\n').unwrap();
+                (
+                    event.strip_prefix("event: ").unwrap().to_owned(),
+                    data.strip_prefix("data: ").unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn response_encodes_for_anthropic_clients() {
+        let r = CanonicalResponse {
+            id: "msg_weir1".into(),
+            model: "openai/gpt-4o".into(),
+            created: 1,
+            choices: vec![Choice {
+                index: 0,
+                text: Some("It is 18C.".into()),
+                reasoning: Some("Check the tool.".into()),
+                tool_calls: vec![ToolCall {
+                    id: "call_1".into(),
+                    name: "get_weather".into(),
+                    arguments: "{\"city\":\"Paris\"}".into(),
+                }],
+                refusal: None,
+                finish_reason: Some(FinishReason::ToolCalls),
+            }],
+            usage: Some(Usage {
+                input: 120,
+                cached_input: 100,
+                cache_write: 5,
+                output: 30,
+                reasoning: 10,
+            }),
+        };
+        insta::assert_json_snapshot!("anthropic_response_encoded", encode_response(&r));
+    }
+
+    #[test]
+    fn usage_round_trips_between_conventions() {
+        let anthropic = json!({"input_tokens": 15, "cache_creation_input_tokens": 5,
+            "cache_read_input_tokens": 100, "output_tokens": 30});
+        let canonical = decode_usage(&anthropic).unwrap();
+        assert_eq!(
+            (
+                canonical.input,
+                canonical.cached_input,
+                canonical.cache_write
+            ),
+            (120, 100, 5)
+        );
+        assert_eq!(encode_usage(&canonical), anthropic);
+        // Inconsistent counts from elsewhere never go negative.
+        let odd = Usage {
+            input: 3,
+            cached_input: 5,
+            cache_write: 1,
+            output: 0,
+            reasoning: 0,
+        };
+        assert_eq!(encode_usage(&odd)["input_tokens"], 0);
+    }
+
+    #[test]
+    fn events_encode_to_anthropic_sse() {
+        let events = vec![
+            StreamEvent::Start {
+                id: "chatcmpl-1".into(),
+                model: "gpt-4o".into(),
+            },
+            StreamEvent::ReasoningDelta("Think".into()),
+            StreamEvent::ReasoningSignature("sig".into()),
+            StreamEvent::TextDelta("Hel".into()),
+            StreamEvent::TextDelta("".into()),
+            StreamEvent::TextDelta("lo".into()),
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_a".into(),
+                name: "get_weather".into(),
+            },
+            StreamEvent::ToolArgsDelta {
+                index: 0,
+                fragment: "{\"city\":".into(),
+            },
+            StreamEvent::ToolArgsDelta {
+                index: 0,
+                fragment: "\"Paris\"}".into(),
+            },
+            StreamEvent::ToolCallStart {
+                index: 1,
+                id: "call_b".into(),
+                name: "get_time".into(),
+            },
+            StreamEvent::ToolArgsDelta {
+                index: 1,
+                fragment: "{}".into(),
+            },
+            StreamEvent::ToolCallEnd { index: 0 },
+            StreamEvent::ToolCallEnd { index: 1 },
+            StreamEvent::Finish(FinishReason::ToolCalls),
+        ];
+        let mut enc = StreamEncoder::new("msg_weir1".into(), String::new());
+        let mut out = BytesMut::new();
+        for e in &events {
+            enc.encode(e, &mut out);
+        }
+        // message_delta is held until usage arrives after the finish reason.
+        assert!(!String::from_utf8_lossy(&out).contains("message_delta"));
+        enc.encode(
+            &StreamEvent::Usage(Usage {
+                input: 44,
+                cached_input: 4,
+                cache_write: 0,
+                output: 16,
+                reasoning: 0,
+            }),
+            &mut out,
+        );
+        assert!(String::from_utf8_lossy(&out).contains("message_delta"));
+        enc.finish(&mut out);
+        enc.finish(&mut out);
+        insta::assert_snapshot!(
+            "events_to_anthropic_sse",
+            String::from_utf8(out.to_vec()).unwrap()
+        );
+    }
+
+    #[test]
+    fn stream_encoder_edges() {
+        // Nothing but a finish: a complete, empty message with the default stop reason.
+        let mut enc = StreamEncoder::new("m".into(), "c".into());
+        let mut out = BytesMut::new();
+        enc.finish(&mut out);
+        let names: Vec<String> = sse_events(&out).into_iter().map(|(e, _)| e).collect();
+        assert_eq!(names, ["message_start", "message_delta", "message_stop"]);
+
+        // Usage before any content fills in message_start; an error ends the stream.
+        let mut enc = StreamEncoder::new("m".into(), "c".into());
+        let mut out = BytesMut::new();
+        enc.encode(
+            &StreamEvent::Usage(Usage {
+                input: 9,
+                ..Usage::default()
+            }),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        enc.encode(&StreamEvent::TextDelta("a".into()), &mut out);
+        enc.encode(
+            &StreamEvent::Error {
+                kind: StreamErrorKind::Overloaded,
+                message: "Overloaded".into(),
+            },
+            &mut out,
+        );
+        enc.encode(&StreamEvent::TextDelta("b".into()), &mut out);
+        enc.finish(&mut out);
+        let ev = sse_events(&out);
+        assert_eq!(ev[0].0, "message_start");
+        assert!(ev[0].1.contains("\"input_tokens\":9"), "{}", ev[0].1);
+        assert_eq!(
+            ev.last().unwrap(),
+            &(
+                "error".to_owned(),
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+                    .to_owned()
+            )
+        );
+        assert_eq!(ev.len(), 4);
+    }
+
+    #[test]
+    fn capture_survives_decode_encode_decode() {
+        let mut d = StreamDecoder::default();
+        let mut first = Vec::new();
+        for (event, data) in CAPTURE {
+            d.decode(event, data, &mut first).unwrap();
+        }
+        let mut enc = StreamEncoder::new("msg_…".into(), String::new());
+        let mut out = BytesMut::new();
+        for e in &first {
+            enc.encode(e, &mut out);
+        }
+        enc.finish(&mut out);
+        let rendered = sse_events(&out);
+        let mut d = StreamDecoder::default();
+        let mut second = Vec::new();
+        for (event, data) in &rendered {
+            d.decode(event, data, &mut second).unwrap();
+        }
+        assert_eq!(first, second);
+        // Same event sequence as the capture, minus the ping.
+        let names: Vec<&str> = rendered.iter().map(|(e, _)| e.as_str()).collect();
+        let want: Vec<&str> = CAPTURE
+            .iter()
+            .map(|(e, _)| *e)
+            .filter(|e| *e != "ping")
+            .collect();
+        let want: Vec<&str> = want
+            .into_iter()
+            .enumerate()
+            // The capture's empty first fragment is not repeated.
+            .filter(|(i, _)| *i != 5)
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(names, want);
     }
 
     // -----------------------------------------------------------------------------------------
