@@ -18,8 +18,12 @@
 //! - A tool result without a matching call in the previous assistant turn, or a call without a
 //!   result in the next user turn, is a 400 naming the message: OpenAI rejects both too, and
 //!   guessing would change what the model sees.
+//! - Reasoning effort becomes a thinking budget that fits `max_tokens` (details on
+//!   [`encode_request`]); an Anthropic client's own `thinking` is passed through instead.
 //! - `response_format: json_object` has no Anthropic equivalent and is left to the prompt.
 //! - Penalties, seed, logit bias and logprobs have no equivalent and are dropped.
+//! - Towards Anthropic clients, reasoning from a non-streamed response is a `thinking` block
+//!   with an empty signature (canonical responses carry none); sent back, it is dropped.
 
 use std::borrow::Cow;
 
@@ -79,7 +83,9 @@ fn bad_gateway(message: &'static str) -> GatewayError {
 ///
 /// and thinking is left out when the budget ends up under 1024. With thinking on, `temperature`
 /// and `top_k` are dropped and `top_p` is kept only within 0.95–1, which is all Anthropic
-/// allows.
+/// allows. `temperature` is clamped to 0–1; `top_p` is dropped when `temperature` is sent
+/// (newer models reject both), except for Anthropic clients. Whitespace-only stop sequences
+/// are dropped (Anthropic rejects them), and so is `strict` on tools (model-dependent).
 pub fn encode_request(
     req: &CanonicalRequest,
     upstream_model: &str,
@@ -141,12 +147,16 @@ pub fn encode_request(
     }
 
     let thinking_on = budget.is_some();
-    if let Some(t) = req.temperature.filter(|_| !thinking_on) {
+    let temperature = req.temperature.filter(|_| !thinking_on);
+    if let Some(t) = temperature {
         m.insert("temperature".into(), t.clamp(0.0, 1.0).into());
     }
+    // Claude Opus 4.1 and later reject `temperature` together with `top_p`, and OpenAI clients
+    // often send both; temperature is kept. An Anthropic client's own pair is left alone.
     if let Some(p) = req
         .top_p
         .filter(|p| !thinking_on || (0.95..=1.0).contains(p))
+        .filter(|_| temperature.is_none() || passthrough.is_some())
     {
         m.insert("top_p".into(), p.into());
     }
@@ -1825,6 +1835,28 @@ mod tests {
         assert_eq!(
             v["thinking"]["budget_tokens"],
             THINKING_MAX_TOKENS_CAP - 4096
+        );
+    }
+
+    #[test]
+    fn temperature_wins_over_top_p() {
+        let mut req = request(vec![user("hi")]);
+        req.temperature = Some(0.7);
+        req.top_p = Some(1.0);
+        let v = encode_request(&req, "c", 4096).unwrap();
+        assert_eq!(
+            (v["temperature"].as_f64(), v.get("top_p")),
+            (Some(0.7), None)
+        );
+        req.temperature = None;
+        let v = encode_request(&req, "c", 4096).unwrap();
+        assert_eq!(v["top_p"], 1.0);
+        req.temperature = Some(0.7);
+        req.passthrough.format = Some(WireFormat::Anthropic);
+        let v = encode_request(&req, "c", 4096).unwrap();
+        assert_eq!(
+            (v["temperature"].as_f64(), v["top_p"].as_f64()),
+            (Some(0.7), Some(1.0))
         );
     }
 
