@@ -1556,13 +1556,13 @@ impl StreamEncoder {
                 }
             }
             StreamEvent::ReasoningSignature(sig) => {
-                if let Some((index, OpenBlock::Thinking)) = self.open {
-                    self.block_delta(
-                        index,
-                        json!({"type": "signature_delta", "signature": sig}),
-                        out,
-                    );
-                }
+                // A signature may come without thinking text (display "omitted").
+                let index = self.open_block(OpenBlock::Thinking, out);
+                self.block_delta(
+                    index,
+                    json!({"type": "signature_delta", "signature": sig}),
+                    out,
+                );
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 let block = self.start_block(
@@ -2698,6 +2698,26 @@ mod tests {
             )
         );
         assert_eq!(ev.len(), 4);
+
+        // A signed thinking block without text still reaches the client.
+        let mut d = StreamDecoder::default();
+        let mut events = Vec::new();
+        for data in [
+            r#"{"type":"message_start","message":{"id":"m","model":"c"}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":"sig1"}}"#,
+            r#"{"type":"content_block_stop","index":0}"#,
+        ] {
+            d.decode("", data, &mut events).unwrap();
+        }
+        let mut enc = StreamEncoder::new("m".into(), "c".into());
+        let mut out = BytesMut::new();
+        for e in &events {
+            enc.encode(e, &mut out);
+        }
+        enc.finish(&mut out);
+        let ev = sse_events(&out);
+        assert!(ev[1].1.contains(r#""type":"thinking""#), "{}", ev[1].1);
+        assert!(ev[2].1.contains(r#""signature":"sig1""#), "{}", ev[2].1);
     }
 
     #[test]
