@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod http;
+pub mod mock;
 
 pub use config::Config;
 pub use http::{serve, AppState};

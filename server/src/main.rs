@@ -1,5 +1,8 @@
 //! `weir`: the server binary and the operator's command line.
 
+use std::net::SocketAddr;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_core::{Db, PoolSettings};
 use weir_server::{AppState, Config};
@@ -21,6 +24,12 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run the mock upstream (OpenAI, Anthropic and Gemini wire formats) for tests and
+    /// benchmarks; needs no configuration or database.
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,9 +58,17 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::MockUpstream { listen } = command {
+        return weir_server::mock::run(listen)
+            .await
+            .with_context(|| format!("mock upstream on {listen}"));
+    }
     let config = Config::load()?;
     let db = connect(&config).await?;
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
+        // Served above, before any configuration is needed.
+        Command::MockUpstream { .. } => Ok(()),
         Command::Migrate => {
             println!("migrations applied to {}", redact_url(&config.database_url));
             Ok(())
