@@ -75,6 +75,8 @@ mod inbound;
 mod listener;
 mod openai;
 
+#[cfg(test)]
+mod tests;
 
 use std::{
     io,
