@@ -20,7 +20,7 @@ use super::{
 };
 
 /// Largest request body read (base64 images make prompts big).
-const BODY_LIMIT: usize = 64 << 20;
+pub(super) const BODY_LIMIT: usize = 64 << 20;
 /// The key that always fails authentication, for dead-channel tests.
 pub(super) const BAD_KEY: &str = "mock-bad-key";
 

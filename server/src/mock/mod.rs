@@ -8,7 +8,7 @@
 //! ignored), `POST /v1/messages/count_tokens`. Gemini: `POST /v1beta/models/{model}:{method}`
 //! for `generateContent`, `streamGenerateContent` (always SSE, as with `?alt=sse`),
 //! `countTokens`, `embedContent`, `batchEmbedContents`; `GET /v1beta/models`. Anything else is
-//! a 404 in the OpenAI envelope.
+//! a 404 (a known path with another method a 405) in the OpenAI envelope.
 //!
 //! # Requests
 //! The whole body is always read before any answer. A non-empty key is required
@@ -58,11 +58,16 @@
 //! | `malformed` | after the first content event, a `data:` line of invalid JSON |
 //! | `words=<n>` | reply `w1 w2 … wn` instead of the echo |
 //!
-//! A content event is one word, or one tool-argument fragment, of one choice. The counted
-//! faults strike after the last content event when there are fewer than `n`, before the
-//! closing events. On whole (non-stream) replies, `reset_after`/`stall_after` cut the body after
+//! A content event is one word, or one tool-argument fragment, of one choice (a Gemini tool
+//! call is one event). The counted faults strike after the last content event when there are
+//! fewer than `n`, before the closing events; Gemini has none, its last content event carries
+//! the finish. On whole (non-stream) replies, `reset_after`/`stall_after` cut the body after
 //! half its bytes, `malformed` sends only that half, and `error_after`/`chunk_delay_ms` do
 //! nothing.
+//!
+//! A reset is a real TCP RST only on connections accepted by [`spawn`] (see `listener`); a
+//! [`router`] served by other code aborts the connection with a plain close instead, and over
+//! HTTP/2 the body error resets only the stream.
 
 mod anthropic;
 mod delivery;
@@ -105,6 +110,7 @@ pub fn router() -> Router {
         .route("/v1beta/models", get(gemini::list_models))
         .route("/v1beta/models/{*tail}", post(gemini::model_action))
         .fallback(openai::not_found)
+        .method_not_allowed_fallback(openai::method_not_allowed)
 }
 
 /// A running mock upstream; it stops accepting connections when dropped.

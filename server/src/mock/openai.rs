@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use axum::{
-    body::{to_bytes, Body, Bytes},
+    body::{to_bytes, Bytes},
     extract::Request,
     http::{HeaderValue, StatusCode},
     response::Response,
@@ -17,7 +17,7 @@ use super::{
     dialect::{Dialect, Refusal},
     embedding,
     generation::{self, count_words, Finish, LastTurn, Output, Prompt, ToolChoice, ToolDef},
-    inbound::Inbound,
+    inbound::{Inbound, BODY_LIMIT},
 };
 
 const DIALECT: Dialect = Dialect::OpenAi;
@@ -760,9 +760,18 @@ pub(super) async fn models(req: Request) -> Result<Response, Refusal> {
 
 /// Any other path: 404 in the OpenAI envelope, after reading the body.
 pub(super) async fn not_found(req: Request) -> Response {
+    unmatched(req, StatusCode::NOT_FOUND).await
+}
+
+/// A known path with another method: 405 in the OpenAI envelope, after reading the body.
+pub(super) async fn method_not_allowed(req: Request) -> Response {
+    unmatched(req, StatusCode::METHOD_NOT_ALLOWED).await
+}
+
+async fn unmatched(req: Request, status: StatusCode) -> Response {
     let (parts, body) = req.into_parts();
     // Drain the body so the keep-alive connection stays usable.
-    let _ = to_bytes(Body::new(body), usize::MAX).await;
+    let _ = to_bytes(body, BODY_LIMIT).await;
     let message = format!("Invalid URL ({} {})", parts.method, parts.uri.path());
-    DIALECT.error(StatusCode::NOT_FOUND, &message)
+    DIALECT.error(status, &message)
 }

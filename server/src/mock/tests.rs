@@ -334,6 +334,37 @@ async fn openai_stream_follows_the_real_sequence() {
         .iter()
         .all(|e| !e.json().as_object().unwrap().contains_key("usage")));
     assert_eq!(openai_text(&events), "echo: hello");
+
+    // n = 2: every chunk goes to each choice in turn.
+    let events = mock
+        .stream(
+            OPENAI,
+            &json!({"model": "m", "stream": true, "n": 2, "messages": [user("hello")]}),
+        )
+        .await;
+    let order: Vec<(u64, Value)> = events[..events.len() - 1]
+        .iter()
+        .map(|e| {
+            let choice = e.json()["choices"][0].clone();
+            (
+                choice["index"].as_u64().unwrap(),
+                choice["delta"]["content"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (0, json!("")),
+            (1, json!("")),
+            (0, json!("echo:")),
+            (1, json!("echo:")),
+            (0, json!(" hello")),
+            (1, json!(" hello")),
+            (0, Value::Null),
+            (1, Value::Null)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -612,6 +643,23 @@ async fn gemini_whole_and_streamed_replies() {
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
     assert_eq!(last["usageMetadata"]["totalTokenCount"], 2 + 3);
 
+    // A streamed tool call is one whole functionCall event.
+    let events = mock
+        .stream(
+            "/v1beta/models/g:streamGenerateContent?alt=sse",
+            &json!({"contents": [{"role": "user", "parts": [{"text": "call f {\"x\": 1}"}]}],
+                "tools": [{"functionDeclarations": [{"name": "f"}]}]}),
+        )
+        .await;
+    assert_eq!(events.len(), 1);
+    let only = events[0].json();
+    assert_eq!(
+        only["candidates"][0]["content"]["parts"][0],
+        json!({"functionCall": {"name": "f", "args": {"x": 1}}})
+    );
+    assert_eq!(only["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(only["usageMetadata"]["candidatesTokenCount"], 1);
+
     // A function response is the turn being answered.
     let v = mock
         .post(
@@ -771,6 +819,16 @@ async fn auth_json_and_paths_are_checked_in_each_envelope() {
     let answer = answer_of(mock.http.post(format!("{base}/v2/nothing")).body("x")).await;
     assert_eq!(answer.status, 404);
     assert_eq!(answer.json()["error"]["type"], "invalid_request_error");
+
+    let answer = answer_of(mock.http.put(format!("{base}{OPENAI}")).body("x")).await;
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.json()["error"]["type"], "invalid_request_error");
+
+    let answer = mock
+        .post("/v1beta/models/g:frobnicate", &json!({"contents": []}))
+        .await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.json()["error"]["status"], "NOT_FOUND");
 
     let answer = answer_of(mock.http.get(format!("{base}/v1/models")).bearer_auth("k")).await;
     assert_eq!(answer.status, 200);
