@@ -90,9 +90,16 @@ pub(super) async fn chat_completions(req: Request) -> Result<Response, Refusal> 
                 content: None,
                 refusal: None,
                 annotations: [],
-                tool_calls: Some(Vec::new()),
-            }
-            .with_call(call.name.as_str(), call.arguments.as_str()),
+                // Each choice sets its own id below.
+                tool_calls: Some(vec![ToolCallOut {
+                    id: "",
+                    kind: "function",
+                    function: FunctionOut {
+                        name: &call.name,
+                        arguments: &call.arguments,
+                    },
+                }]),
+            },
         };
         let body = Completion {
             id: &id,
@@ -336,15 +343,6 @@ struct Message<'a> {
 }
 
 impl<'a> Message<'a> {
-    fn with_call(mut self, name: &'a str, arguments: &'a str) -> Message<'a> {
-        self.tool_calls = Some(vec![ToolCallOut {
-            id: "",
-            kind: "function",
-            function: FunctionOut { name, arguments },
-        }]);
-        self
-    }
-
     /// This message with the choice's own tool-call id.
     fn for_choice(&self, tool_id: Option<&'a str>) -> Message<'a> {
         let mut message = self.clone();
