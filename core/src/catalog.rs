@@ -178,7 +178,11 @@ impl Snapshot {
         let mut v: Vec<_> = self
             .models
             .values()
-            .filter(|m| self.channels.get(&m.provider_id).is_some_and(|c| !c.is_empty()))
+            .filter(|m| {
+                self.channels
+                    .get(&m.provider_id)
+                    .is_some_and(|c| !c.is_empty())
+            })
             .cloned()
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -233,10 +237,7 @@ impl From<sqlx::Error> for CatalogError {
 
 /// Loads the catalog; channel keys named by `key_env` are read through `env`. Channels whose
 /// key is missing are left out, as are disabled models and channels.
-pub async fn load(
-    db: &Db,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<Snapshot, CatalogError> {
+pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snapshot, CatalogError> {
     let now = now_ms();
     let mut tariffs: HashMap<String, Tariff> = HashMap::new();
     let rows = sqlx::query(
@@ -331,9 +332,10 @@ pub async fn load(
             .push(Arc::new(ch));
     }
 
-    for r in sqlx::query("SELECT codename, model_id FROM codename_model ORDER BY codename, position")
-        .fetch_all(db.pool())
-        .await?
+    for r in
+        sqlx::query("SELECT codename, model_id FROM codename_model ORDER BY codename, position")
+            .fetch_all(db.pool())
+            .await?
     {
         snap.codenames
             .entry(r.try_get("codename")?)
@@ -462,10 +464,11 @@ pub async fn ensure_model(
     .execute(db.pool())
     .await?;
     if let Some(t) = tariff {
-        let has: Option<i64> = sqlx::query_scalar("SELECT id FROM tariff WHERE model_id = $1 LIMIT 1")
-            .bind(m.id)
-            .fetch_optional(db.pool())
-            .await?;
+        let has: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM tariff WHERE model_id = $1 LIMIT 1")
+                .bind(m.id)
+                .fetch_optional(db.pool())
+                .await?;
         if has.is_none() {
             sqlx::query(
                 "INSERT INTO tariff (model_id, channel_id, input, cached_input, cache_write, output, reasoning, markup_bps, effective_from, source) \
@@ -481,6 +484,33 @@ pub async fn ensure_model(
             .execute(db.pool())
             .await?;
         }
+    }
+    Ok(())
+}
+
+/// Inserts a codename and its models (in preference order) unless present.
+pub async fn ensure_codename(
+    db: &Db,
+    name: &str,
+    description: &str,
+    model_ids: &[impl AsRef<str>],
+) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO codename (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(description)
+    .execute(db.pool())
+    .await?;
+    for (i, id) in model_ids.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO codename_model (codename, model_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(id.as_ref())
+        .bind(i as i64)
+        .execute(db.pool())
+        .await?;
     }
     Ok(())
 }
@@ -556,11 +586,17 @@ fn price(p: &Option<String>) -> Result<Option<PerMillion>, CatalogError> {
 
 /// Seeds providers, models, tariffs (list prices, no markup) and codenames from `json`,
 /// inserting only what is absent, so operator overrides survive a re-seed.
-pub async fn seed(db: &Db, json: &str, markup_bps: i64) -> Result<Vec<SeedProviderInfo>, CatalogError> {
-    let file: SeedFile = serde_json::from_str(json).map_err(|e| CatalogError::Seed(e.to_string()))?;
+pub async fn seed(
+    db: &Db,
+    json: &str,
+    markup_bps: i64,
+) -> Result<Vec<SeedProviderInfo>, CatalogError> {
+    let file: SeedFile =
+        serde_json::from_str(json).map_err(|e| CatalogError::Seed(e.to_string()))?;
     let mut infos = Vec::new();
     for p in &file.providers {
-        let wire = Wire::parse(&p.wire).ok_or_else(|| CatalogError::Seed(format!("unknown wire {}", p.wire)))?;
+        let wire = Wire::parse(&p.wire)
+            .ok_or_else(|| CatalogError::Seed(format!("unknown wire {}", p.wire)))?;
         ensure_provider(
             db,
             &ProviderSpec {
@@ -580,7 +616,11 @@ pub async fn seed(db: &Db, json: &str, markup_bps: i64) -> Result<Vec<SeedProvid
         });
     }
     for m in &file.models {
-        let kind = if m.kind == "embedding" { ModelKind::Embedding } else { ModelKind::Chat };
+        let kind = if m.kind == "embedding" {
+            ModelKind::Embedding
+        } else {
+            ModelKind::Chat
+        };
         let pr = &m.price_per_mtok_usd;
         let tariff = Tariff {
             input: price(&pr.input)?.unwrap_or_default(),
@@ -606,21 +646,7 @@ pub async fn seed(db: &Db, json: &str, markup_bps: i64) -> Result<Vec<SeedProvid
         .await?;
     }
     for c in &file.codenames {
-        sqlx::query("INSERT INTO codename (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(&c.codename)
-            .bind(&c.description)
-            .execute(db.pool())
-            .await?;
-        for (i, id) in c.models.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO codename_model (codename, model_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(&c.codename)
-            .bind(id)
-            .bind(i as i64)
-            .execute(db.pool())
-            .await?;
-        }
+        ensure_codename(db, &c.codename, &c.description, &c.models).await?;
     }
     bump_epoch(db).await?;
     Ok(infos)
@@ -646,7 +672,9 @@ mod tests {
 
         // No channel yet: nothing resolves.
         let snap = load(db, |_| None).await.unwrap();
-        assert!(snap.resolve("openai/gpt-4o-mini", ModelKind::Chat).is_none());
+        assert!(snap
+            .resolve("openai/gpt-4o-mini", ModelKind::Chat)
+            .is_none());
         assert_eq!(snap.all_models().len(), 79);
         assert!(snap.available_models().is_empty());
 
@@ -664,19 +692,27 @@ mod tests {
         )
         .await
         .unwrap();
-        let snap = load(db, |k| (k == "OPENAI_API_KEY").then(|| "sk-test".to_owned()))
-            .await
-            .unwrap();
+        let snap = load(db, |k| {
+            (k == "OPENAI_API_KEY").then(|| "sk-test".to_owned())
+        })
+        .await
+        .unwrap();
         let got = snap.resolve("openai/gpt-4o-mini", ModelKind::Chat).unwrap();
         assert_eq!(got[0].model.upstream_model, "gpt-4o-mini");
         assert_eq!(got[0].channel.api_key.as_deref(), Some("sk-test"));
         let tariff = got[0].model.tariff.unwrap();
         assert_eq!(tariff.input, PerMillion(150_000));
-        assert_eq!(tariff.output, PerMillion(1), "operator override survived re-seed");
+        assert_eq!(
+            tariff.output,
+            PerMillion(1),
+            "operator override survived re-seed"
+        );
         // Bare upstream names resolve when unambiguous; kinds must match.
         assert!(snap.resolve("gpt-4o-mini", ModelKind::Chat).is_some());
         assert!(snap.resolve("gpt-4o-mini", ModelKind::Embedding).is_none());
-        assert!(snap.resolve("openai/text-embedding-3-small", ModelKind::Embedding).is_some());
+        assert!(snap
+            .resolve("openai/text-embedding-3-small", ModelKind::Embedding)
+            .is_some());
         assert!(snap.resolve("nope/nothing", ModelKind::Chat).is_none());
         assert!(read_epoch(db).await.unwrap() >= 3);
         t.cleanup().await;

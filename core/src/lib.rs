@@ -8,7 +8,7 @@ pub mod testing;
 
 pub use db::{Backend, Db, DbError, PoolSettings};
 pub mod auth;
-pub mod team;
 pub mod catalog;
-pub mod money;
 pub mod metering;
+pub mod money;
+pub mod team;

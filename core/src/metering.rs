@@ -145,7 +145,10 @@ mod tests {
         let rows: Vec<_> = (0..1200).map(|i| row(&format!("r{i}"))).collect();
         insert_batch(&t.db, &rows).await.unwrap();
         insert_batch(&t.db, &rows[..10]).await.unwrap();
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log").fetch_one(t.db.pool()).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log")
+            .fetch_one(t.db.pool())
+            .await
+            .unwrap();
         assert_eq!(n, 1200);
         t.cleanup().await;
     }

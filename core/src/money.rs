@@ -72,7 +72,11 @@ impl fmt::Display for Micros {
         let whole = a / i128::from(MICROS_PER_USD);
         let frac = format!("{:06}", a % i128::from(MICROS_PER_USD));
         let trimmed = frac.trim_end_matches('0');
-        let shown = if trimmed.len() < 2 { &frac[..2] } else { trimmed };
+        let shown = if trimmed.len() < 2 {
+            &frac[..2]
+        } else {
+            trimmed
+        };
         write!(f, "{sign}{whole}.{shown}")
     }
 }

@@ -29,12 +29,42 @@ struct DemoModel {
 }
 
 const MODELS: &[DemoModel] = &[
-    DemoModel { id: "demo/echo", provider: "demo", upstream: "echo", kind: ModelKind::Chat },
-    DemoModel { id: "demo/embed", provider: "demo", upstream: "embed", kind: ModelKind::Embedding },
-    DemoModel { id: "demo/fail-503", provider: "demo", upstream: "fail-503", kind: ModelKind::Chat },
-    DemoModel { id: "demo/fail-429", provider: "demo", upstream: "fail-429", kind: ModelKind::Chat },
-    DemoModel { id: "demo/fail-500", provider: "demo", upstream: "fail-500", kind: ModelKind::Chat },
-    DemoModel { id: "demo/claude-echo", provider: "demo-anthropic", upstream: "claude-echo", kind: ModelKind::Chat },
+    DemoModel {
+        id: "demo/echo",
+        provider: "demo",
+        upstream: "echo",
+        kind: ModelKind::Chat,
+    },
+    DemoModel {
+        id: "demo/embed",
+        provider: "demo",
+        upstream: "embed",
+        kind: ModelKind::Embedding,
+    },
+    DemoModel {
+        id: "demo/fail-503",
+        provider: "demo",
+        upstream: "fail-503",
+        kind: ModelKind::Chat,
+    },
+    DemoModel {
+        id: "demo/fail-429",
+        provider: "demo",
+        upstream: "fail-429",
+        kind: ModelKind::Chat,
+    },
+    DemoModel {
+        id: "demo/fail-500",
+        provider: "demo",
+        upstream: "fail-500",
+        kind: ModelKind::Chat,
+    },
+    DemoModel {
+        id: "demo/claude-echo",
+        provider: "demo-anthropic",
+        upstream: "claude-echo",
+        kind: ModelKind::Chat,
+    },
 ];
 
 /// A codename served by both demo providers, to show routing across formats.
@@ -64,10 +94,30 @@ fn tariff(kind: ModelKind) -> Tariff {
 pub async fn install_catalog(db: &Db, mock_base: &str) -> anyhow::Result<()> {
     let openai_base = format!("{mock_base}/v1");
     for (id, name, wire, base) in [
-        ("demo", "Demo (mock, OpenAI format)", Wire::OpenAi, openai_base.as_str()),
-        ("demo-anthropic", "Demo (mock, Anthropic format)", Wire::Anthropic, mock_base),
+        (
+            "demo",
+            "Demo (mock, OpenAI format)",
+            Wire::OpenAi,
+            openai_base.as_str(),
+        ),
+        (
+            "demo-anthropic",
+            "Demo (mock, Anthropic format)",
+            Wire::Anthropic,
+            mock_base,
+        ),
     ] {
-        catalog::ensure_provider(db, &ProviderSpec { id, name, wire, base_url: base, key_env: None }).await?;
+        catalog::ensure_provider(
+            db,
+            &ProviderSpec {
+                id,
+                name,
+                wire,
+                base_url: base,
+                key_env: None,
+            },
+        )
+        .await?;
         catalog::upsert_channel(
             db,
             &ChannelSpec {
@@ -92,25 +142,22 @@ pub async fn install_catalog(db: &Db, mock_base: &str) -> anyhow::Result<()> {
                 kind: m.kind,
                 context_window: 128_000,
                 max_output_tokens: (m.kind == ModelKind::Chat).then_some(4096),
-                capabilities: Capabilities { tools: m.kind == ModelKind::Chat, ..Capabilities::default() },
+                capabilities: Capabilities {
+                    tools: m.kind == ModelKind::Chat,
+                    ..Capabilities::default()
+                },
             },
             Some(tariff(m.kind)),
         )
         .await?;
     }
-    sqlx::query("INSERT INTO codename (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(CODENAME)
-        .bind("The echo model, served in OpenAI and Anthropic formats")
-        .execute(db.pool())
-        .await?;
-    for (i, id) in ["demo/echo", "demo/claude-echo"].iter().enumerate() {
-        sqlx::query("INSERT INTO codename_model (codename, model_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(CODENAME)
-            .bind(*id)
-            .bind(i as i64)
-            .execute(db.pool())
-            .await?;
-    }
+    catalog::ensure_codename(
+        db,
+        CODENAME,
+        "The echo model, served in OpenAI and Anthropic formats",
+        &["demo/echo", "demo/claude-echo"],
+    )
+    .await?;
     Ok(())
 }
 
@@ -123,7 +170,11 @@ pub async fn ensure_key(db: &Db, data_dir: &Path, pepper: &[u8]) -> anyhow::Resu
     let path = data_dir.join("demo-key");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let key = text.trim().to_owned();
-        if KeyVerifier::new(db.clone(), pepper).verify(&key).await.is_ok() {
+        if KeyVerifier::new(db.clone(), pepper)
+            .verify(&key)
+            .await
+            .is_ok()
+        {
             return Ok(key);
         }
     }
@@ -134,7 +185,12 @@ pub async fn ensure_key(db: &Db, data_dir: &Path, pepper: &[u8]) -> anyhow::Resu
 }
 
 /// Installs the whole demo: catalog entries for the mock at `mock_base` and the demo key.
-pub async fn install(db: &Db, mock_base: &str, data_dir: &Path, pepper: &[u8]) -> anyhow::Result<Demo> {
+pub async fn install(
+    db: &Db,
+    mock_base: &str,
+    data_dir: &Path,
+    pepper: &[u8],
+) -> anyhow::Result<Demo> {
     install_catalog(db, mock_base).await?;
     let key = ensure_key(db, data_dir, pepper).await?;
     Ok(Demo { key })

@@ -3,9 +3,11 @@
 
 pub mod canonical;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod http;
+pub mod mock;
 pub mod startup;
 pub mod tokens;
 pub mod upstream;

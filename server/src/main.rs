@@ -1,5 +1,8 @@
 //! `weir`: the server binary and the operator's command line.
 
+use std::net::SocketAddr;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_core::{
     auth::{self, Env},
@@ -8,7 +11,11 @@ use weir_core::{
 use weir_server::{startup, Config};
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "Weir: a self-hostable LLM API gateway with billing")]
+#[command(
+    name = "weir",
+    version,
+    about = "Weir: a self-hostable LLM API gateway with billing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -17,9 +24,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve,
+    Serve {
+        /// Also run the mock upstream as a demo provider and print a funded demo key, so the
+        /// API answers with no upstream keys.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
+    /// Run the mock upstream (OpenAI, Anthropic and Gemini wire formats) for tests and
+    /// benchmarks; needs no configuration or database.
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+    },
     /// Manage teams.
     Team {
         #[command(subcommand)]
@@ -83,9 +101,15 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cmd = cli.command.unwrap_or(Command::Serve { demo: false });
+    if let Command::MockUpstream { listen } = cmd {
+        return weir_server::mock::run(listen)
+            .await
+            .with_context(|| format!("mock upstream on {listen}"));
+    }
     let config = Config::load()?;
     let db = connect(&config).await?;
-    let res = command(cli.command.unwrap_or(Command::Serve), &config, &db).await;
+    let res = command(cmd, &config, &db).await;
     db.close().await;
     res
 }
@@ -95,7 +119,30 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
         Command::Migrate => {
             println!("migrations applied to {}", redact_url(&config.database_url));
         }
-        Command::Serve => {
+        // Served before any configuration is read.
+        Command::MockUpstream { .. } => {}
+        Command::Serve { demo } => {
+            // The mock lives as long as the server does.
+            let mut _mock = None;
+            if demo {
+                let mock = weir_server::mock::spawn("127.0.0.1:0".parse()?)
+                    .await
+                    .context("starting the demo mock upstream")?;
+                let d = weir_server::demo::install(
+                    db,
+                    &mock.base_url(),
+                    &config.data_dir,
+                    config.secret.expose(),
+                )
+                .await?;
+                println!("demo provider: mock upstream at {}", mock.base_url());
+                println!("demo key: {}", d.key);
+                println!(
+                    "try: curl http://{}/v1/chat/completions -H \"Authorization: Bearer $WEIR_KEY\" \\\n       -H 'content-type: application/json' -d '{{\"model\":\"demo/echo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'",
+                    config.listen
+                );
+                _mock = Some(mock);
+            }
             let prepared = startup::prepare(db.clone(), config).await?;
             let res = weir_server::serve(prepared.state.clone(), config.listen).await;
             prepared.shutdown().await;

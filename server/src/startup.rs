@@ -32,10 +32,18 @@ impl Prepared {
         for w in &self.watchers {
             w.abort();
         }
-        let Prepared { state, gateway, log_task, .. } = self;
+        let Prepared {
+            state,
+            gateway,
+            log_task,
+            ..
+        } = self;
         drop(state);
         drop(gateway);
-        if tokio::time::timeout(std::time::Duration::from_secs(10), log_task).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), log_task)
+            .await
+            .is_err()
+        {
             tracing::warn!("request log not fully flushed before exit");
         }
     }
@@ -48,7 +56,9 @@ pub async fn seed_catalog(db: &Db, env: impl Fn(&str) -> Option<String>) -> anyh
         .await
         .context("seeding the model catalog")?;
     for p in providers {
-        let Some(key_env) = p.key_env.as_deref() else { continue };
+        let Some(key_env) = p.key_env.as_deref() else {
+            continue;
+        };
         if env(key_env).is_none() {
             continue;
         }
@@ -96,5 +106,10 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         gateway::spawn_catalog_watcher(gateway.clone()),
     ];
     let state = AppState::new(db, gateway.clone(), config);
-    Ok(Prepared { state, gateway, watchers, log_task })
+    Ok(Prepared {
+        state,
+        gateway,
+        watchers,
+        log_task,
+    })
 }

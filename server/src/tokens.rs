@@ -29,7 +29,9 @@ pub fn estimate_prompt(req: &CanonicalRequest) -> u64 {
     for t in &req.tools {
         n += estimate_text(&t.name)
             + t.description.as_deref().map_or(0, estimate_text)
-            + t.parameters.as_ref().map_or(0, |p| estimate_text(&p.to_string()));
+            + t.parameters
+                .as_ref()
+                .map_or(0, |p| estimate_text(&p.to_string()));
     }
     n
 }
@@ -44,7 +46,13 @@ mod tests {
         assert_eq!(estimate_text(""), 0);
         assert_eq!(estimate_text("a"), 1);
         assert_eq!(estimate_text("abcdefgh"), 2);
-        let r = CanonicalRequest::new("m".into(), vec![Message::new(Role::User, vec![Part::Text("hello world!".into())])]);
+        let r = CanonicalRequest::new(
+            "m".into(),
+            vec![Message::new(
+                Role::User,
+                vec![Part::Text("hello world!".into())],
+            )],
+        );
         assert_eq!(estimate_prompt(&r), 4 + 3);
     }
 }

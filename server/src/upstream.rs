@@ -68,7 +68,10 @@ fn join(base: &str, path: &str) -> String {
 
 fn auth_headers(target: &Target) -> Result<HeaderMap, GatewayError> {
     let mut h = HeaderMap::new();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let key = target.channel.api_key.as_deref().unwrap_or_default();
     let bad_key = || GatewayError::internal("A channel's API key is not a valid header value.");
     match target.channel.wire {
@@ -77,11 +80,17 @@ fn auth_headers(target: &Target) -> Result<HeaderMap, GatewayError> {
             h.insert(http::header::AUTHORIZATION, v);
         }
         Wire::Anthropic => {
-            h.insert("x-api-key", HeaderValue::from_str(key).map_err(|_| bad_key())?);
+            h.insert(
+                "x-api-key",
+                HeaderValue::from_str(key).map_err(|_| bad_key())?,
+            );
             h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
         }
         Wire::Gemini => {
-            h.insert("x-goog-api-key", HeaderValue::from_str(key).map_err(|_| bad_key())?);
+            h.insert(
+                "x-goog-api-key",
+                HeaderValue::from_str(key).map_err(|_| bad_key())?,
+            );
         }
     }
     Ok(h)
@@ -102,7 +111,11 @@ pub fn chat_request(target: &Target, req: &CanonicalRequest) -> Result<Outbound,
         ),
         Wire::Anthropic => (
             join(&target.channel.base_url, "/v1/messages"),
-            crate::wire::anthropic::encode_request(req, upstream_model, default_max_tokens(target))?,
+            crate::wire::anthropic::encode_request(
+                req,
+                upstream_model,
+                default_max_tokens(target),
+            )?,
         ),
         Wire::Gemini | Wire::Cohere => {
             return Err(GatewayError::new(
@@ -119,12 +132,18 @@ pub fn chat_request(target: &Target, req: &CanonicalRequest) -> Result<Outbound,
 }
 
 /// The request for embeddings on `target`.
-pub fn embeddings_request(target: &Target, req: &EmbeddingRequest) -> Result<Outbound, GatewayError> {
+pub fn embeddings_request(
+    target: &Target,
+    req: &EmbeddingRequest,
+) -> Result<Outbound, GatewayError> {
     match target.channel.wire {
         Wire::OpenAi => Ok(Outbound {
             url: join(&target.channel.base_url, "/embeddings"),
             headers: auth_headers(target)?,
-            body: to_bytes(&openai_embeddings::encode_request(req, &target.model.upstream_model)),
+            body: to_bytes(&openai_embeddings::encode_request(
+                req,
+                &target.model.upstream_model,
+            )),
         }),
         _ => Err(GatewayError::new(
             ErrorKind::BadGateway,
@@ -140,16 +159,29 @@ pub async fn send(
     out: Outbound,
     t: &Timeouts,
 ) -> Result<reqwest::Response, GatewayError> {
-    let fut = http.post(out.url).headers(out.headers).body(out.body).send();
+    let fut = http
+        .post(out.url)
+        .headers(out.headers)
+        .body(out.body)
+        .send();
     let resp = match tokio::time::timeout(t.first_byte, fut).await {
         Err(_) => {
-            return Err(GatewayError::new(ErrorKind::Timeout, "The upstream did not answer in time.")
-                .retryable(true))
+            return Err(GatewayError::new(
+                ErrorKind::Timeout,
+                "The upstream did not answer in time.",
+            )
+            .retryable(true))
         }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "upstream request failed");
-            let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::BadGateway };
-            return Err(GatewayError::new(kind, "The upstream could not be reached.").retryable(true));
+            let kind = if e.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::BadGateway
+            };
+            return Err(
+                GatewayError::new(kind, "The upstream could not be reached.").retryable(true),
+            );
         }
         Ok(Ok(r)) => r,
     };
@@ -192,7 +224,10 @@ pub async fn read_body(resp: reqwest::Response, t: &Timeouts) -> Result<Bytes, G
                 GatewayError::new(ErrorKind::BadGateway, "The upstream connection failed.")
             })?;
             if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
-                return Err(GatewayError::new(ErrorKind::BadGateway, "The upstream answer is too large."));
+                return Err(GatewayError::new(
+                    ErrorKind::BadGateway,
+                    "The upstream answer is too large.",
+                ));
             }
             buf.extend_from_slice(&chunk);
         }
@@ -200,7 +235,12 @@ pub async fn read_body(resp: reqwest::Response, t: &Timeouts) -> Result<Bytes, G
     };
     tokio::time::timeout(t.first_byte, fut)
         .await
-        .unwrap_or_else(|_| Err(GatewayError::new(ErrorKind::Timeout, "The upstream did not finish in time.")))
+        .unwrap_or_else(|_| {
+            Err(GatewayError::new(
+                ErrorKind::Timeout,
+                "The upstream did not finish in time.",
+            ))
+        })
 }
 
 /// The message inside an upstream error envelope (OpenAI, Anthropic, Gemini or Cohere shape).
@@ -238,15 +278,23 @@ pub fn classify_status(status: StatusCode, body: &[u8], retry_after: Option<u64>
             e.code = Some("upstream_auth");
             e
         }
-        429 => GatewayError::new(ErrorKind::UpstreamRateLimited, "The upstream is rate limiting requests.")
-            .retryable(true)
-            .with_retry_after(retry_after),
-        408 | 504 => GatewayError::new(ErrorKind::Timeout, "The upstream timed out.").retryable(true),
+        429 => GatewayError::new(
+            ErrorKind::UpstreamRateLimited,
+            "The upstream is rate limiting requests.",
+        )
+        .retryable(true)
+        .with_retry_after(retry_after),
+        408 | 504 => {
+            GatewayError::new(ErrorKind::Timeout, "The upstream timed out.").retryable(true)
+        }
         503 | 529 => GatewayError::new(ErrorKind::Overloaded, "The upstream is overloaded.")
             .retryable(true)
             .with_retry_after(retry_after),
-        _ => GatewayError::new(ErrorKind::BadGateway, format!("The upstream failed ({code})."))
-            .retryable(code >= 500),
+        _ => GatewayError::new(
+            ErrorKind::BadGateway,
+            format!("The upstream failed ({code})."),
+        )
+        .retryable(code >= 500),
     }
 }
 
@@ -261,10 +309,14 @@ pub enum StreamFault {
 
 /// The SSE events of an upstream response body. Lines longer than [`MAX_SSE_LINE`] end the
 /// stream with [`StreamFault::Malformed`] instead of growing a buffer without bound.
-pub fn sse_events(resp: reqwest::Response) -> impl Stream<Item = Result<Event, StreamFault>> + Send {
+pub fn sse_events(
+    resp: reqwest::Response,
+) -> impl Stream<Item = Result<Event, StreamFault>> + Send {
     let mut since_newline = 0usize;
-    let guarded = resp.bytes_stream().map_err(|_| StreamFault::Transport).and_then(
-        move |chunk: Bytes| {
+    let guarded = resp
+        .bytes_stream()
+        .map_err(|_| StreamFault::Transport)
+        .and_then(move |chunk: Bytes| {
             let r = match memchr_last_newline(&chunk) {
                 Some(i) => {
                     since_newline = chunk.len() - i - 1;
@@ -280,8 +332,7 @@ pub fn sse_events(resp: reqwest::Response) -> impl Stream<Item = Result<Event, S
                 }
             };
             std::future::ready(r)
-        },
-    );
+        });
     guarded.eventsource().map(|r| {
         r.map_err(|e| match e {
             EventStreamError::Transport(f) => f,
@@ -300,12 +351,26 @@ mod tests {
 
     #[test]
     fn statuses_are_classified() {
-        let e = classify_status(StatusCode::BAD_REQUEST, br#"{"error":{"message":"context too long"}}"#, None);
-        assert_eq!((e.kind, e.retryable, &*e.message), (ErrorKind::InvalidRequest, false, "context too long"));
-        let e = classify_status(StatusCode::UNAUTHORIZED, br#"{"error":{"message":"bad key sk-123"}}"#, None);
+        let e = classify_status(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":{"message":"context too long"}}"#,
+            None,
+        );
+        assert_eq!(
+            (e.kind, e.retryable, &*e.message),
+            (ErrorKind::InvalidRequest, false, "context too long")
+        );
+        let e = classify_status(
+            StatusCode::UNAUTHORIZED,
+            br#"{"error":{"message":"bad key sk-123"}}"#,
+            None,
+        );
         assert!(e.retryable && !e.message.contains("sk-123"));
         let e = classify_status(StatusCode::TOO_MANY_REQUESTS, b"", Some(7));
-        assert_eq!((e.kind, e.retry_after), (ErrorKind::UpstreamRateLimited, Some(7)));
+        assert_eq!(
+            (e.kind, e.retry_after),
+            (ErrorKind::UpstreamRateLimited, Some(7))
+        );
         let e = classify_status(StatusCode::from_u16(529).unwrap(), b"", None);
         assert_eq!(e.kind, ErrorKind::Overloaded);
         assert!(classify_status(StatusCode::INTERNAL_SERVER_ERROR, b"x", None).retryable);

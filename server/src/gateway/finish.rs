@@ -26,7 +26,12 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn ok(usage: Usage, source: UsageSource) -> Outcome {
-        Outcome { status: 200, error: None, usage, source }
+        Outcome {
+            status: 200,
+            error: None,
+            usage,
+            source,
+        }
     }
 
     pub fn failed(status: u16, err: &GatewayError) -> Outcome {
@@ -63,7 +68,6 @@ struct Pending {
     request_id: String,
     caller: Caller,
     endpoint: &'static str,
-    stream: bool,
     started: Instant,
 }
 
@@ -73,6 +77,7 @@ pub struct Finaliser {
     pub model: String,
     pub channel_id: Option<i64>,
     pub attempts: u32,
+    pub stream: bool,
     pub ttfb: Option<Instant>,
 }
 
@@ -82,15 +87,20 @@ impl Finaliser {
         request_id: String,
         caller: Caller,
         endpoint: &'static str,
-        model: String,
-        stream: bool,
         started: Instant,
     ) -> Finaliser {
         Finaliser {
-            pending: Some(Pending { gw, request_id, caller, endpoint, stream, started }),
-            model,
+            pending: Some(Pending {
+                gw,
+                request_id,
+                caller,
+                endpoint,
+                started,
+            }),
+            model: String::new(),
             channel_id: None,
             attempts: 0,
+            stream: false,
             ttfb: None,
         }
     }
@@ -103,7 +113,8 @@ impl Finaliser {
     fn record(&mut self, o: Outcome) {
         let Some(p) = self.pending.take() else { return };
         let u = o.usage.sanitized();
-        let ms = |i: Instant| u64::try_from(i.duration_since(p.started).as_millis()).unwrap_or(u64::MAX);
+        let ms =
+            |i: Instant| u64::try_from(i.duration_since(p.started).as_millis()).unwrap_or(u64::MAX);
         let rec = RequestRecord {
             request_id: p.request_id,
             team_id: p.caller.team_id,
@@ -113,7 +124,7 @@ impl Finaliser {
             channel_id: self.channel_id,
             status: o.status,
             error_kind: o.error,
-            stream: p.stream,
+            stream: self.stream,
             input_tokens: u.input,
             cached_tokens: u.cached_input,
             cache_write_tokens: u.cache_write,

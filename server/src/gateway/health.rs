@@ -48,7 +48,10 @@ impl ChannelHealth {
             seen.push(t.channel.id);
             match states.get(&t.channel.id) {
                 Some(s) if s.disabled => {}
-                Some(State { resting_until: Some(until), .. }) if *until > now => resting.push(t),
+                Some(State {
+                    resting_until: Some(until),
+                    ..
+                }) if *until > now => resting.push(t),
                 _ => healthy.push(t),
             }
         }
@@ -71,10 +74,15 @@ impl ChannelHealth {
         if !err.retryable && err.kind != ErrorKind::BadGateway {
             return;
         }
-        let Ok(mut s) = self.states.lock() else { return };
+        let Ok(mut s) = self.states.lock() else {
+            return;
+        };
         let st = s.entry(channel).or_default();
         if err.code == Some("upstream_auth") {
-            tracing::error!(channel, "upstream refused the channel's credentials; channel disabled");
+            tracing::error!(
+                channel,
+                "upstream refused the channel's credentials; channel disabled"
+            );
             st.disabled = true;
             return;
         }
@@ -138,10 +146,16 @@ mod tests {
         for _ in 0..FAILURES_TO_OPEN {
             h.record_failure(1, &fail);
         }
-        assert_eq!(ids(&h.plan(all())), vec![2, 1], "open breaker goes last, not away");
+        assert_eq!(
+            ids(&h.plan(all())),
+            vec![2, 1],
+            "open breaker goes last, not away"
+        );
         h.record_success(1);
         assert_eq!(ids(&h.plan(all())), vec![1, 2]);
-        let limited = GatewayError::new(ErrorKind::UpstreamRateLimited, "x").retryable(true).with_retry_after(Some(60));
+        let limited = GatewayError::new(ErrorKind::UpstreamRateLimited, "x")
+            .retryable(true)
+            .with_retry_after(Some(60));
         h.record_failure(2, &limited);
         assert_eq!(ids(&h.plan(all())), vec![1, 2]);
         h.record_failure(1, &limited);

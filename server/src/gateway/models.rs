@@ -33,9 +33,15 @@ pub async fn list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respons
         return e.to_response(WireFormat::OpenAiChat, None);
     }
     let snap = gw.catalog.current();
-    let mut data: Vec<Value> = snap.available_models().iter().map(|m| model_json(m)).collect();
+    let mut data: Vec<Value> = snap
+        .available_models()
+        .iter()
+        .map(|m| model_json(m))
+        .collect();
     for (name, created) in snap.available_codenames() {
-        data.push(json!({"id": name, "object": "model", "created": created / 1000, "owned_by": "weir"}));
+        data.push(
+            json!({"id": name, "object": "model", "created": created / 1000, "owned_by": "weir"}),
+        );
     }
     Json(json!({"object": "list", "data": data})).into_response()
 }

@@ -62,7 +62,10 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayErro
     let too_large = || {
         GatewayError::new(
             ErrorKind::PayloadTooLarge,
-            format!("The request body is larger than {} MiB.", MAX_BODY / (1024 * 1024)),
+            format!(
+                "The request body is larger than {} MiB.",
+                MAX_BODY / (1024 * 1024)
+            ),
         )
         .with_code("request_too_large")
     };
@@ -76,7 +79,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayErro
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024));
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| GatewayError::invalid("The request body could not be read."))?;
+        let chunk =
+            chunk.map_err(|_| GatewayError::invalid("The request body could not be read."))?;
         if buf.len() + chunk.len() > MAX_BODY {
             return Err(too_large());
         }
@@ -97,7 +101,9 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, GatewayError> {
     }
     let raw = match first {
         Some(v) => {
-            let s = v.to_str().map_err(|_| unauth("Incorrect API key provided."))?;
+            let s = v
+                .to_str()
+                .map_err(|_| unauth("Incorrect API key provided."))?;
             let (scheme, rest) = s.split_once(' ').unwrap_or((s, ""));
             if !scheme.eq_ignore_ascii_case("bearer") {
                 return Err(unauth("The Authorization header must use Bearer auth: Authorization: Bearer YOUR_KEY."));
@@ -111,7 +117,10 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, GatewayError> {
                 return Err(unauth("More than one x-api-key header was sent."));
             }
             match x {
-                Some(v) => v.to_str().map_err(|_| unauth("Incorrect API key provided."))?.trim(),
+                Some(v) => v
+                    .to_str()
+                    .map_err(|_| unauth("Incorrect API key provided."))?
+                    .trim(),
                 None => "",
             }
         }
@@ -127,8 +136,10 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, GatewayError> {
 pub async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Caller, GatewayError> {
     let key = presented_key(headers)?;
     gw.verifier.verify(key).await.map_err(|e| match e {
-        VerifyError::Invalid => GatewayError::new(ErrorKind::Authentication, "Incorrect API key provided.")
-            .with_code("invalid_api_key"),
+        VerifyError::Invalid => {
+            GatewayError::new(ErrorKind::Authentication, "Incorrect API key provided.")
+                .with_code("invalid_api_key")
+        }
         VerifyError::TeamInactive => GatewayError::new(
             ErrorKind::PermissionDenied,
             "The team that owns this API key is inactive.",
@@ -136,8 +147,11 @@ pub async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Caller, G
         .with_code("team_inactive"),
         VerifyError::Unavailable(e) => {
             tracing::error!(error = %e, "key verification failed");
-            GatewayError::new(ErrorKind::Unavailable, "The service is temporarily unavailable.")
-                .with_retry_after(Some(1))
+            GatewayError::new(
+                ErrorKind::Unavailable,
+                "The service is temporarily unavailable.",
+            )
+            .with_retry_after(Some(1))
         }
     })
 }
@@ -161,7 +175,7 @@ pub async fn chat_completions(
         Ok(bytes) => match authenticate(&gw, &headers).await {
             Err(e) => e.to_response(CLIENT, Some(&request_id)),
             Ok(caller) => {
-                let fin = Finaliser::new(gw.clone(), request_id.clone(), caller, "chat", String::new(), false, started);
+                let fin = Finaliser::new(gw.clone(), request_id.clone(), caller, "chat", started);
                 chat(gw, fin, bytes, &request_id).await
             }
         },
@@ -184,7 +198,10 @@ async fn chat(gw: Arc<Gateway>, mut fin: Finaliser, bytes: Bytes, request_id: &s
 }
 
 enum ChatReply {
-    Done { response: Response, outcome: Outcome },
+    Done {
+        response: Response,
+        outcome: Outcome,
+    },
     Stream(Box<StreamJob>),
 }
 
@@ -198,14 +215,18 @@ async fn chat_attempts(
     let req = openai_chat::decode_request(&bytes)?;
     drop(bytes);
     fin.model.clone_from(&req.model);
+    fin.stream = req.stream;
     let snapshot = gw.catalog.current();
     let targets = snapshot
         .resolve(&req.model, ModelKind::Chat)
         .ok_or_else(|| GatewayError::model_not_found(&req.model))?;
     let plan = gw.health.plan(targets);
     if plan.is_empty() {
-        return Err(GatewayError::new(ErrorKind::Unavailable, "No channel can serve this model right now.")
-            .with_retry_after(Some(5)));
+        return Err(GatewayError::new(
+            ErrorKind::Unavailable,
+            "No channel can serve this model right now.",
+        )
+        .with_retry_after(Some(5)));
     }
     let prompt_estimate = tokens::estimate_prompt(&req);
     let mut last: Option<GatewayError> = None;
@@ -213,13 +234,18 @@ async fn chat_attempts(
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
         if target.channel.wire != Wire::OpenAi && req.n.is_some_and(|n| n > 1) {
-            return Err(GatewayError::invalid_param("n", "This model supports only n = 1."));
+            return Err(GatewayError::invalid_param(
+                "n",
+                "This model supports only n = 1.",
+            ));
         }
         let out = upstream::chat_request(&target, &req)?;
         let result = match upstream::send(&gw.http, out, &gw.timeouts).await {
-            Ok(resp) if req.stream => open_stream(gw, &target, &req, resp, prompt_estimate, request_id)
-                .await
-                .map(|job| ChatReply::Stream(Box::new(job))),
+            Ok(resp) if req.stream => {
+                open_stream(gw, &target, &req, resp, prompt_estimate, request_id)
+                    .await
+                    .map(|job| ChatReply::Stream(Box::new(job)))
+            }
             Ok(resp) => complete(gw, &target, resp, request_id).await,
             Err(e) => Err(e),
         };
@@ -238,7 +264,12 @@ async fn chat_attempts(
             }
         }
     }
-    Err(last.unwrap_or_else(|| GatewayError::new(ErrorKind::Unavailable, "No channel could serve this request.")))
+    Err(last.unwrap_or_else(|| {
+        GatewayError::new(
+            ErrorKind::Unavailable,
+            "No channel could serve this request.",
+        )
+    }))
 }
 
 /// A non-streamed answer: relayed as it is from an OpenAI-compatible upstream, translated
@@ -249,11 +280,14 @@ async fn complete(
     resp: reqwest::Response,
     request_id: &str,
 ) -> Result<ChatReply, GatewayError> {
-    let body = upstream::read_body(resp, &gw.timeouts).await.map_err(|e| e.retryable(true))?;
+    let body = upstream::read_body(resp, &gw.timeouts)
+        .await
+        .map_err(|e| e.retryable(true))?;
     let (bytes, usage) = match target.channel.wire {
         Wire::OpenAi => {
             let v: Value = serde_json::from_slice(&body).map_err(|_| {
-                GatewayError::new(ErrorKind::BadGateway, "The upstream returned invalid JSON.").retryable(true)
+                GatewayError::new(ErrorKind::BadGateway, "The upstream returned invalid JSON.")
+                    .retryable(true)
             })?;
             let usage = v.get("usage").and_then(openai_chat::decode_usage);
             (body, usage)
@@ -262,7 +296,10 @@ async fn complete(
             let mut r = anthropic::decode_response(&body).map_err(|e| e.retryable(true))?;
             r.id = format!("chatcmpl-{}", request_id.trim_start_matches("req_"));
             let usage = r.usage;
-            (crate::wire::json::to_bytes(&openai_chat::encode_response(&r)), usage)
+            (
+                crate::wire::json::to_bytes(&openai_chat::encode_response(&r)),
+                usage,
+            )
         }
     };
     let outcome = match usage {
@@ -319,12 +356,18 @@ async fn open_stream(
     let mut events: Events = Box::pin(upstream::sse_events(resp));
     let first = match tokio::time::timeout(gw.timeouts.first_byte, events.next()).await {
         Err(_) => {
-            return Err(GatewayError::new(ErrorKind::Timeout, "The upstream did not start streaming in time.")
-                .retryable(true))
+            return Err(GatewayError::new(
+                ErrorKind::Timeout,
+                "The upstream did not start streaming in time.",
+            )
+            .retryable(true))
         }
         Ok(None) | Ok(Some(Err(_))) => {
-            return Err(GatewayError::new(ErrorKind::BadGateway, "The upstream stream failed before it began.")
-                .retryable(true))
+            return Err(GatewayError::new(
+                ErrorKind::BadGateway,
+                "The upstream stream failed before it began.",
+            )
+            .retryable(true))
         }
         Ok(Some(Ok(ev))) => ev,
     };
@@ -359,7 +402,11 @@ async fn open_stream(
             StreamErrorKind::Server => ErrorKind::BadGateway,
         };
         let e = GatewayError::new(k, "The upstream reported an error.");
-        return Err(if k == ErrorKind::InvalidRequest { e } else { e.retryable(true) });
+        return Err(if k == ErrorKind::InvalidRequest {
+            e
+        } else {
+            e.retryable(true)
+        });
     }
     // Re-create the decoder so that the first event is decoded once, by the pump.
     job.render = match job.render {
@@ -375,10 +422,16 @@ async fn open_stream(
     Ok(job)
 }
 
-fn decode_event(render: &mut Render, ev: &Event, out: &mut Vec<StreamEvent>) -> Result<openai_chat::ChunkKind, GatewayError> {
+fn decode_event(
+    render: &mut Render,
+    ev: &Event,
+    out: &mut Vec<StreamEvent>,
+) -> Result<openai_chat::ChunkKind, GatewayError> {
     match render {
         Render::Relay { decoder, .. } => decoder.decode(&ev.data, out),
-        Render::Translate { decoder, .. } => decoder.decode(&ev.event, &ev.data, out).map(|()| openai_chat::ChunkKind::Content),
+        Render::Translate { decoder, .. } => decoder
+            .decode(&ev.event, &ev.data, out)
+            .map(|()| openai_chat::ChunkKind::Content),
     }
 }
 
@@ -393,18 +446,30 @@ struct Meter {
 
 impl Meter {
     fn new(prompt_estimate: u64) -> Meter {
-        Meter { prompt_estimate, reported: None, output_bytes: 0, finished: false, upstream_error: false }
+        Meter {
+            prompt_estimate,
+            reported: None,
+            output_bytes: 0,
+            finished: false,
+            upstream_error: false,
+        }
     }
 
     fn observe(&mut self, ev: &StreamEvent) {
         match ev {
-            StreamEvent::TextDelta(t) | StreamEvent::ReasoningDelta(t) => self.output_bytes += t.len() as u64,
+            StreamEvent::TextDelta(t) | StreamEvent::ReasoningDelta(t) => {
+                self.output_bytes += t.len() as u64
+            }
             StreamEvent::ToolCallStart { name, .. } => self.output_bytes += name.len() as u64,
-            StreamEvent::ToolArgsDelta { fragment, .. } => self.output_bytes += fragment.len() as u64,
+            StreamEvent::ToolArgsDelta { fragment, .. } => {
+                self.output_bytes += fragment.len() as u64
+            }
             StreamEvent::Usage(u) => self.reported = Some(*u),
             StreamEvent::Finish(_) => self.finished = true,
             StreamEvent::Error { .. } => self.upstream_error = true,
-            StreamEvent::Start { .. } | StreamEvent::ReasoningSignature(_) | StreamEvent::ToolCallEnd { .. } => {}
+            StreamEvent::Start { .. }
+            | StreamEvent::ReasoningSignature(_)
+            | StreamEvent::ToolCallEnd { .. } => {}
         }
     }
 
@@ -419,9 +484,18 @@ impl Meter {
         if self.output_bytes == 0 {
             return (Usage::default(), UsageSource::None);
         }
-        let input = self.reported.map_or(self.prompt_estimate, |u| u.input.max(self.prompt_estimate));
+        let input = self
+            .reported
+            .map_or(self.prompt_estimate, |u| u.input.max(self.prompt_estimate));
         let output = self.output_bytes.div_ceil(4);
-        (Usage { input, output, ..Usage::default() }, UsageSource::Estimated)
+        (
+            Usage {
+                input,
+                output,
+                ..Usage::default()
+            },
+            UsageSource::Estimated,
+        )
     }
 }
 
@@ -439,11 +513,16 @@ fn start_stream(gw: Arc<Gateway>, fin: Finaliser, job: StreamJob) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(32);
     tokio::spawn(pump(gw, job, tx, fin));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     }));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
@@ -460,7 +539,12 @@ fn error_chunk(message: &str, ty: &str, out: &mut BytesMut) {
 /// Drives one stream to its end, then finishes the request. Owns the finaliser, so the
 /// bookkeeping runs whatever happens to the client.
 async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin: Finaliser) {
-    let StreamJob { mut events, first, mut render, mut meter } = job;
+    let StreamJob {
+        mut events,
+        first,
+        mut render,
+        mut meter,
+    } = job;
     let mut decoded = Vec::new();
     let mut out = BytesMut::new();
     let mut pending = Some(first);
@@ -481,7 +565,11 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
                     }
                     Ok(None) if meter.finished || saw_done => break StreamEnd::Normal,
                     Ok(None) | Ok(Some(Err(_))) => {
-                        error_chunk("The upstream connection failed mid-stream.", "server_error", &mut out);
+                        error_chunk(
+                            "The upstream connection failed mid-stream.",
+                            "server_error",
+                            &mut out,
+                        );
                         break StreamEnd::UpstreamBroken;
                     }
                     Ok(Some(Ok(ev))) => ev,
@@ -492,7 +580,11 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
         let kind = match decode_event(&mut render, &ev, &mut decoded) {
             Ok(k) => k,
             Err(_) => {
-                error_chunk("The upstream sent a malformed stream.", "server_error", &mut out);
+                error_chunk(
+                    "The upstream sent a malformed stream.",
+                    "server_error",
+                    &mut out,
+                );
                 break StreamEnd::UpstreamBroken;
             }
         };
@@ -551,19 +643,34 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
         StreamEnd::UpstreamBroken => (200, Some("upstream_broken")),
         StreamEnd::IdleTimeout => (200, Some("upstream_idle_timeout")),
     };
-    if matches!(end, StreamEnd::UpstreamError | StreamEnd::UpstreamBroken | StreamEnd::IdleTimeout) {
+    if matches!(
+        end,
+        StreamEnd::UpstreamError | StreamEnd::UpstreamBroken | StreamEnd::IdleTimeout
+    ) {
         if let Some(ch) = fin.channel_id {
-            gw.health.record_failure(ch, &GatewayError::new(ErrorKind::BadGateway, "mid-stream failure").retryable(true));
+            gw.health.record_failure(
+                ch,
+                &GatewayError::new(ErrorKind::BadGateway, "mid-stream failure").retryable(true),
+            );
         }
     }
-    fin.finish(Outcome { status, error, usage, source });
+    fin.finish(Outcome {
+        status,
+        error,
+        usage,
+        source,
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
 // POST /v1/embeddings
 // ---------------------------------------------------------------------------------------------
 
-pub async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn embeddings(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let request_id = new_request_id();
     let resp = match read_body(&headers, body).await {
@@ -571,8 +678,13 @@ pub async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body
         Ok(bytes) => match authenticate(&gw, &headers).await {
             Err(e) => e.to_response(CLIENT, Some(&request_id)),
             Ok(caller) => {
-                let mut fin =
-                    Finaliser::new(gw.clone(), request_id.clone(), caller, "embeddings", String::new(), false, started);
+                let mut fin = Finaliser::new(
+                    gw.clone(),
+                    request_id.clone(),
+                    caller,
+                    "embeddings",
+                    started,
+                );
                 match embeddings_attempts(&gw, &mut fin, bytes).await {
                     Ok((response, usage)) => {
                         fin.finish(Outcome::ok(usage, UsageSource::Upstream));
@@ -607,7 +719,9 @@ async fn embeddings_attempts(
         let out = upstream::embeddings_request(&target, &req)?;
         let result = async {
             let resp = upstream::send(&gw.http, out, &gw.timeouts).await?;
-            let body = upstream::read_body(resp, &gw.timeouts).await.map_err(|e| e.retryable(true))?;
+            let body = upstream::read_body(resp, &gw.timeouts)
+                .await
+                .map_err(|e| e.retryable(true))?;
             let usage = openai_embeddings::decode_usage(&body).map_err(|e| e.retryable(true))?;
             Ok::<_, GatewayError>((body, usage))
         }
@@ -631,5 +745,10 @@ async fn embeddings_attempts(
             }
         }
     }
-    Err(last.unwrap_or_else(|| GatewayError::new(ErrorKind::Unavailable, "No channel can serve this model right now.")))
+    Err(last.unwrap_or_else(|| {
+        GatewayError::new(
+            ErrorKind::Unavailable,
+            "No channel can serve this model right now.",
+        )
+    }))
 }

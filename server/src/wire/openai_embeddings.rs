@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 
 use super::json::{missing, parse_object, range_error, take, take_string, take_u32, type_error};
 use crate::{
-    canonical::{EmbeddingInput, EmbeddingRequest, EmbeddingResponse, Passthrough, Usage, WireFormat},
+    canonical::{
+        EmbeddingInput, EmbeddingRequest, EmbeddingResponse, Passthrough, Usage, WireFormat,
+    },
     error::{ErrorKind, GatewayError},
 };
 
@@ -26,7 +28,12 @@ pub fn decode_request(body: &[u8]) -> Result<EmbeddingRequest, GatewayError> {
     let base64 = match take_string(&mut m, "encoding_format")?.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
-        Some(_) => return Err(range_error("encoding_format", "must be 'float' or 'base64'")),
+        Some(_) => {
+            return Err(range_error(
+                "encoding_format",
+                "must be 'float' or 'base64'",
+            ))
+        }
     };
     let dimensions = take_u32(&mut m, "dimensions", 1, 65_536)?;
     let user = take_string(&mut m, "user")?;
@@ -48,7 +55,12 @@ fn token(v: &Value) -> Option<u32> {
 }
 
 fn decode_input(v: Value) -> Result<EmbeddingInput, GatewayError> {
-    let bad = || type_error("input", "a string, an array of strings, an array of tokens or an array of token arrays");
+    let bad = || {
+        type_error(
+            "input",
+            "a string, an array of strings, an array of tokens or an array of token arrays",
+        )
+    };
     let empty = || range_error("input", "must not be empty");
     match v {
         Value::String(s) if s.is_empty() => Err(empty()),
@@ -75,7 +87,9 @@ fn decode_input(v: Value) -> Result<EmbeddingInput, GatewayError> {
             Value::Array(_) => a
                 .iter()
                 .map(|row| match row {
-                    Value::Array(r) if !r.is_empty() => r.iter().map(|x| token(x).ok_or_else(bad)).collect(),
+                    Value::Array(r) if !r.is_empty() => {
+                        r.iter().map(|x| token(x).ok_or_else(bad)).collect()
+                    }
                     Value::Array(_) => Err(empty()),
                     _ => Err(bad()),
                 })
@@ -124,8 +138,14 @@ pub fn decode_usage(body: &[u8]) -> Result<Usage, GatewayError> {
     let v: Value = serde_json::from_slice(body).map_err(|_| {
         GatewayError::new(ErrorKind::BadGateway, "The upstream returned invalid JSON.")
     })?;
-    let input = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
-    Ok(Usage { input, ..Usage::default() })
+    let input = v
+        .pointer("/usage/prompt_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    Ok(Usage {
+        input,
+        ..Usage::default()
+    })
 }
 
 /// Packs a vector as base64 of little-endian f32s, as OpenAI does.
@@ -141,7 +161,11 @@ pub fn encode_response(r: &EmbeddingResponse, base64: bool) -> Value {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let embedding = if base64 { Value::from(vector_base64(v)) } else { Value::from(v.clone()) };
+            let embedding = if base64 {
+                Value::from(vector_base64(v))
+            } else {
+                Value::from(v.clone())
+            };
             json!({"object": "embedding", "index": i, "embedding": embedding})
         })
         .collect();
@@ -163,18 +187,49 @@ mod tests {
 
     #[test]
     fn input_shapes() {
-        assert_eq!(dec(json!({"model":"m","input":"hi"})).unwrap().input, EmbeddingInput::Texts(vec!["hi".into()]));
-        assert_eq!(dec(json!({"model":"m","input":["a","b"]})).unwrap().input.len(), 2);
-        assert_eq!(dec(json!({"model":"m","input":[1,2,3]})).unwrap().input, EmbeddingInput::Tokens(vec![vec![1,2,3]]));
-        assert_eq!(dec(json!({"model":"m","input":[[1],[2,3]]})).unwrap().input.len(), 2);
-        let r = dec(json!({"model":"m","input":"x","encoding_format":"base64","dimensions":4})).unwrap();
+        assert_eq!(
+            dec(json!({"model":"m","input":"hi"})).unwrap().input,
+            EmbeddingInput::Texts(vec!["hi".into()])
+        );
+        assert_eq!(
+            dec(json!({"model":"m","input":["a","b"]}))
+                .unwrap()
+                .input
+                .len(),
+            2
+        );
+        assert_eq!(
+            dec(json!({"model":"m","input":[1,2,3]})).unwrap().input,
+            EmbeddingInput::Tokens(vec![vec![1, 2, 3]])
+        );
+        assert_eq!(
+            dec(json!({"model":"m","input":[[1],[2,3]]}))
+                .unwrap()
+                .input
+                .len(),
+            2
+        );
+        let r = dec(json!({"model":"m","input":"x","encoding_format":"base64","dimensions":4}))
+            .unwrap();
         assert!(r.base64);
         assert_eq!(r.dimensions, Some(4));
-        for bad in [json!({"model":"m","input":""}), json!({"model":"m","input":[]}), json!({"model":"m","input":[""]}),
-                    json!({"model":"m","input":[-1]}), json!({"model":"m","input":[[]]}), json!({"model":"m","input":{"a":1}}),
-                    json!({"model":"m","input":"x","encoding_format":"hex"}), json!({"model":"m"}), json!({"input":"x"}),
-                    json!({"model":"m","input":["a",1]})] {
-            assert_eq!(dec(bad.clone()).unwrap_err().kind, ErrorKind::InvalidRequest, "{bad}");
+        for bad in [
+            json!({"model":"m","input":""}),
+            json!({"model":"m","input":[]}),
+            json!({"model":"m","input":[""]}),
+            json!({"model":"m","input":[-1]}),
+            json!({"model":"m","input":[[]]}),
+            json!({"model":"m","input":{"a":1}}),
+            json!({"model":"m","input":"x","encoding_format":"hex"}),
+            json!({"model":"m"}),
+            json!({"input":"x"}),
+            json!({"model":"m","input":["a",1]}),
+        ] {
+            assert_eq!(
+                dec(bad.clone()).unwrap_err().kind,
+                ErrorKind::InvalidRequest,
+                "{bad}"
+            );
         }
     }
 
@@ -182,7 +237,10 @@ mod tests {
     fn base64_is_little_endian_f32() {
         let s = vector_base64(&[1.0, -2.5]);
         let bytes = base64::engine::general_purpose::STANDARD.decode(s).unwrap();
-        let back: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let back: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         assert_eq!(back, vec![1.0, -2.5]);
     }
 }

@@ -34,7 +34,9 @@ impl TestApp {
             _ => None,
         })
         .unwrap();
-        let demo = demo::install(&db, &mock.base_url(), data.path(), config.secret.expose()).await.unwrap();
+        let demo = demo::install(&db, &mock.base_url(), data.path(), config.secret.expose())
+            .await
+            .unwrap();
         let prepared = startup::prepare(db.clone(), &config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -90,7 +92,10 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("request log did not reach {n} rows: {:?}", self.log_rows().await);
+        panic!(
+            "request log did not reach {n} rows: {:?}",
+            self.log_rows().await
+        );
     }
 
     pub async fn log_rows(&self) -> Vec<LogRow> {

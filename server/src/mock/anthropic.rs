@@ -1,0 +1,518 @@
+//! The Anthropic Messages wire format: `POST /v1/messages` (whole and streamed, `?beta=true`
+//! accepted) and `POST /v1/messages/count_tokens`.
+
+use std::collections::VecDeque;
+
+use axum::{body::Bytes, extract::Request, http::HeaderValue, response::Response};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{
+    delivery::{self, event_frame, Pieces, Render, StreamPlan},
+    dialect::{Dialect, Refusal},
+    generation::{self, count_words, Finish, LastTurn, Output, Prompt, ToolChoice, ToolDef},
+    inbound::Inbound,
+};
+
+const DIALECT: Dialect = Dialect::Anthropic;
+
+/// `POST /v1/messages`.
+pub(super) async fn messages(req: Request) -> Result<Response, Refusal> {
+    let mut inbound = Inbound::read(req, DIALECT).await?;
+    let json = inbound.json()?;
+    let mut request = MessagesRequest::parse(&json, true).map_err(|m| inbound.bad_request(m))?;
+    inbound.take_directives(&mut request.prompt.last)?;
+    if let Some(response) = inbound.preempt(request.model).await {
+        return Ok(response);
+    }
+    let reply = generation::reply(&request.prompt, inbound.directive.words);
+    let seq = super::next_seq();
+    let id = format!("msg_mock_{seq}");
+    let no_usage = inbound.directive.no_usage;
+    let usage = |output_tokens| {
+        if no_usage {
+            Usage::new(0, 0)
+        } else {
+            Usage::new(request.prompt.tokens, output_tokens)
+        }
+    };
+    let (stop_reason, stop_sequence) = match &reply.output {
+        Output::Tool(_) => ("tool_use", None),
+        Output::Text { finish, .. } => match finish {
+            Finish::Stop => ("end_turn", None),
+            Finish::Length => ("max_tokens", None),
+            Finish::StopSequence(seq) => ("stop_sequence", Some(seq.clone())),
+        },
+    };
+    let tool_id = match &reply.output {
+        Output::Tool(_) => format!("toolu_mock_{}", super::next_seq()),
+        Output::Text { .. } => String::new(),
+    };
+    let reset = inbound.reset.take();
+    let mut response = if request.stream {
+        let (content, pieces, block) = match reply.output {
+            Output::Text { text, .. } => (text, Pieces::Words, Block::Text),
+            Output::Tool(call) => (
+                call.arguments,
+                Pieces::Fragments(3),
+                Block::ToolUse {
+                    id: tool_id,
+                    name: call.name,
+                },
+            ),
+        };
+        let render = EventRender {
+            start_usage: Usage {
+                output_tokens: u64::from(!no_usage),
+                ..usage(0)
+            },
+            final_usage: (!no_usage).then_some(DeltaUsage {
+                input_tokens: request.prompt.tokens,
+                cache_creation_input_tokens: 0,
+                cache_read_input_tokens: 0,
+                output_tokens: reply.completion_tokens,
+            }),
+            id,
+            model: request.model.to_owned(),
+            block: (!content.is_empty()).then_some(block),
+            stop_reason,
+            stop_sequence,
+        };
+        let plan = StreamPlan {
+            render: Render::Anthropic(render),
+            content,
+            pieces,
+            choices: 1,
+        };
+        delivery::event_stream(plan, &inbound.directive, reset)
+    } else {
+        let content = match &reply.output {
+            Output::Text { text, .. } if text.is_empty() => Vec::new(),
+            Output::Text { text, .. } => vec![ContentBlock::Text { text }],
+            Output::Tool(call) => vec![ContentBlock::ToolUse {
+                id: &tool_id,
+                name: &call.name,
+                input: &call.input,
+            }],
+        };
+        let body = MessageOut {
+            id: &id,
+            kind: "message",
+            role: "assistant",
+            model: request.model,
+            content,
+            stop_reason: Some(stop_reason),
+            stop_sequence: stop_sequence.as_deref(),
+            usage: usage(reply.completion_tokens),
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        delivery::whole_json(body, &inbound.directive, reset)
+    };
+    set_request_id(&mut response, seq);
+    Ok(response)
+}
+
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`.
+pub(super) async fn count_tokens(req: Request) -> Result<Response, Refusal> {
+    let mut inbound = Inbound::read(req, DIALECT).await?;
+    let json = inbound.json()?;
+    let mut request = MessagesRequest::parse(&json, false).map_err(|m| inbound.bad_request(m))?;
+    inbound.take_directives(&mut request.prompt.last)?;
+    if let Some(response) = inbound.preempt(request.model).await {
+        return Ok(response);
+    }
+    let body = serde_json::json!({ "input_tokens": request.prompt.tokens }).to_string();
+    let seq = super::next_seq();
+    let mut response =
+        delivery::whole_json(body.into_bytes(), &inbound.directive, inbound.reset.take());
+    set_request_id(&mut response, seq);
+    Ok(response)
+}
+
+/// The parts of a Messages request the mock uses.
+struct MessagesRequest<'a> {
+    model: &'a str,
+    stream: bool,
+    prompt: Prompt<'a>,
+}
+
+impl<'a> MessagesRequest<'a> {
+    fn parse(v: &'a Value, needs_max_tokens: bool) -> Result<MessagesRequest<'a>, String> {
+        let model = v
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or("model: Field required")?;
+        let max_tokens = v.get("max_tokens").and_then(Value::as_u64);
+        if needs_max_tokens && max_tokens.is_none() {
+            return Err("max_tokens: Field required".to_owned());
+        }
+        let messages = v
+            .get("messages")
+            .and_then(Value::as_array)
+            .ok_or("messages: Field required")?;
+        let tokens = blocks_words(v.get("system"))
+            + messages
+                .iter()
+                .map(|m| blocks_words(m.get("content")).max(1))
+                .sum::<u64>();
+        let tools = v
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|tool| {
+                Some(ToolDef {
+                    name: tool.get("name")?.as_str()?,
+                    schema: tool.get("input_schema"),
+                })
+            })
+            .collect();
+        let stop = v
+            .get("stop_sequences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        Ok(MessagesRequest {
+            model,
+            stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
+            prompt: Prompt {
+                tokens,
+                last: last_turn(messages),
+                tools,
+                choice: tool_choice(v.get("tool_choice")),
+                max_tokens,
+                stop,
+            },
+        })
+    }
+}
+
+/// Words of a content string or block list: text, thinking, tool inputs and tool results.
+fn blocks_words(content: Option<&Value>) -> u64 {
+    match content {
+        Some(Value::String(text)) => count_words(text),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .map(|block| match block.get("type").and_then(Value::as_str) {
+                Some("text") => block
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .map_or(0, count_words),
+                Some("thinking") => block
+                    .get("thinking")
+                    .and_then(Value::as_str)
+                    .map_or(0, count_words),
+                Some("tool_use") => block
+                    .get("input")
+                    .map_or(0, |input| count_words(&input.to_string())),
+                Some("tool_result") => blocks_words(block.get("content")),
+                _ => 0,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// A content string, or its text blocks joined with a space.
+fn blocks_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// The last user message: its final `tool_result` if it has one, else its text.
+fn last_turn(messages: &[Value]) -> LastTurn {
+    let Some(user) = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+    else {
+        return LastTurn::User(String::new());
+    };
+    let content = user.get("content");
+    let tool_result = content.and_then(Value::as_array).and_then(|blocks| {
+        blocks
+            .iter()
+            .rev()
+            .find(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+    });
+    match tool_result {
+        Some(result) => LastTurn::ToolResult(blocks_text(result.get("content"))),
+        None => LastTurn::User(blocks_text(content)),
+    }
+}
+
+fn tool_choice(choice: Option<&Value>) -> ToolChoice<'_> {
+    let Some(choice) = choice else {
+        return ToolChoice::Auto;
+    };
+    match choice.get("type").and_then(Value::as_str) {
+        Some("none") => ToolChoice::None,
+        Some("any") => ToolChoice::Any { allowed: vec![] },
+        Some("tool") => choice
+            .get("name")
+            .and_then(Value::as_str)
+            .map_or(ToolChoice::Auto, ToolChoice::Named),
+        _ => ToolChoice::Auto,
+    }
+}
+
+fn set_request_id(response: &mut Response, seq: u64) {
+    if let Ok(value) = HeaderValue::try_from(format!("req_mock_{seq}")) {
+        response.headers_mut().insert("request-id", value);
+    }
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: &'a str,
+    content: Vec<ContentBlock<'a>>,
+    stop_reason: Option<&'static str>,
+    stop_sequence: Option<&'a str>,
+    usage: Usage,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ContentBlock<'a> {
+    Text {
+        text: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: &'a Value,
+    },
+}
+
+/// Usage with every cache field present and zero.
+#[derive(Serialize, Clone, Debug)]
+struct Usage {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    cache_creation: CacheCreation,
+    output_tokens: u64,
+    service_tier: &'static str,
+}
+
+impl Usage {
+    fn new(input_tokens: u64, output_tokens: u64) -> Usage {
+        Usage {
+            input_tokens,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+            cache_creation: CacheCreation::default(),
+            output_tokens,
+            service_tier: "standard",
+        }
+    }
+}
+
+#[derive(Serialize, Clone, Debug, Default)]
+struct CacheCreation {
+    ephemeral_5m_input_tokens: u64,
+    ephemeral_1h_input_tokens: u64,
+}
+
+/// The reply's single content block.
+pub(super) enum Block {
+    Text,
+    ToolUse { id: String, name: String },
+}
+
+/// Encodes the named Messages stream events.
+pub(super) struct EventRender {
+    id: String,
+    model: String,
+    /// `message_start` usage: input and a provisional 1 output token (zeros under `no_usage`).
+    start_usage: Usage,
+    /// `message_delta` usage (cumulative); `None` under `no_usage`.
+    final_usage: Option<DeltaUsage>,
+    /// `None` when the reply is empty text: no content block at all.
+    block: Option<Block>,
+    stop_reason: &'static str,
+    stop_sequence: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct MessageStart<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: MessageOut<'a>,
+}
+
+#[derive(Serialize)]
+struct BlockStart<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+    content_block: StartBlock<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StartBlock<'a> {
+    Text {
+        text: &'static str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: EmptyObject,
+    },
+}
+
+#[derive(Serialize)]
+struct EmptyObject {}
+
+#[derive(Serialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+    delta: DeltaBody<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum DeltaBody<'a> {
+    TextDelta { text: &'a str },
+    InputJsonDelta { partial_json: &'a str },
+}
+
+#[derive(Serialize)]
+struct BlockStop {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+}
+
+#[derive(Serialize)]
+struct MessageDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    delta: StopDelta<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'a DeltaUsage>,
+}
+
+/// `message_delta` usage: final counts, input repeated.
+#[derive(Serialize, Clone, Debug)]
+struct DeltaUsage {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct StopDelta<'a> {
+    stop_reason: &'static str,
+    stop_sequence: Option<&'a str>,
+}
+
+impl EventRender {
+    /// `message_start`, `content_block_start` and a `ping`.
+    pub(super) fn opening(&self, out: &mut VecDeque<Bytes>) {
+        let start = MessageStart {
+            kind: "message_start",
+            message: MessageOut {
+                id: &self.id,
+                kind: "message",
+                role: "assistant",
+                model: &self.model,
+                content: Vec::new(),
+                stop_reason: None,
+                stop_sequence: None,
+                usage: self.start_usage.clone(),
+            },
+        };
+        out.push_back(event_frame("message_start", &start));
+        if let Some(block) = &self.block {
+            let content_block = match block {
+                Block::Text => StartBlock::Text { text: "" },
+                Block::ToolUse { id, name } => StartBlock::ToolUse {
+                    id,
+                    name,
+                    input: EmptyObject {},
+                },
+            };
+            let start = BlockStart {
+                kind: "content_block_start",
+                index: 0,
+                content_block,
+            };
+            out.push_back(event_frame("content_block_start", &start));
+        }
+        out.push_back(event_frame("ping", &TypeOnly { kind: "ping" }));
+    }
+
+    /// A `text_delta` or `input_json_delta`.
+    pub(super) fn content(&self, fragment: &str) -> Bytes {
+        let delta = match self.block {
+            Some(Block::ToolUse { .. }) => DeltaBody::InputJsonDelta {
+                partial_json: fragment,
+            },
+            _ => DeltaBody::TextDelta { text: fragment },
+        };
+        let event = BlockDelta {
+            kind: "content_block_delta",
+            index: 0,
+            delta,
+        };
+        event_frame("content_block_delta", &event)
+    }
+
+    /// `content_block_stop`, `message_delta` and `message_stop`.
+    pub(super) fn closing(&self, out: &mut VecDeque<Bytes>) {
+        if self.block.is_some() {
+            let stop = BlockStop {
+                kind: "content_block_stop",
+                index: 0,
+            };
+            out.push_back(event_frame("content_block_stop", &stop));
+        }
+        let delta = MessageDelta {
+            kind: "message_delta",
+            delta: StopDelta {
+                stop_reason: self.stop_reason,
+                stop_sequence: self.stop_sequence.as_deref(),
+            },
+            usage: self.final_usage.as_ref(),
+        };
+        out.push_back(event_frame("message_delta", &delta));
+        out.push_back(event_frame(
+            "message_stop",
+            &TypeOnly {
+                kind: "message_stop",
+            },
+        ));
+    }
+}
+
+/// The in-stream `overloaded_error` event.
+pub(super) fn stream_error() -> Bytes {
+    Bytes::from_static(
+        b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+    )
+}
