@@ -29,6 +29,10 @@ enum Command {
         /// API answers with no upstream keys.
         #[arg(long)]
         demo: bool,
+        /// With --demo: use this already running mock upstream (e.g. `weir mock-upstream`)
+        /// instead of starting one in-process. The benchmark runs them on separate cores.
+        #[arg(long, requires = "demo")]
+        demo_upstream: Option<String>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -101,7 +105,10 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let cmd = cli.command.unwrap_or(Command::Serve { demo: false });
+    let cmd = cli.command.unwrap_or(Command::Serve {
+        demo: false,
+        demo_upstream: None,
+    });
     if let Command::MockUpstream { listen } = cmd {
         return weir_server::mock::run(listen)
             .await
@@ -121,27 +128,33 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
         }
         // Served before any configuration is read.
         Command::MockUpstream { .. } => {}
-        Command::Serve { demo } => {
+        Command::Serve {
+            demo,
+            demo_upstream,
+        } => {
             // The mock lives as long as the server does.
             let mut _mock = None;
             if demo {
-                let mock = weir_server::mock::spawn("127.0.0.1:0".parse()?)
-                    .await
-                    .context("starting the demo mock upstream")?;
-                let d = weir_server::demo::install(
-                    db,
-                    &mock.base_url(),
-                    &config.data_dir,
-                    config.secret.expose(),
-                )
-                .await?;
-                println!("demo provider: mock upstream at {}", mock.base_url());
+                let base = match demo_upstream {
+                    Some(url) => url.trim_end_matches('/').to_owned(),
+                    None => {
+                        let mock = weir_server::mock::spawn("127.0.0.1:0".parse()?)
+                            .await
+                            .context("starting the demo mock upstream")?;
+                        let base = mock.base_url();
+                        _mock = Some(mock);
+                        base
+                    }
+                };
+                let d =
+                    weir_server::demo::install(db, &base, &config.data_dir, config.secret.expose())
+                        .await?;
+                println!("demo provider: mock upstream at {base}");
                 println!("demo key: {}", d.key);
                 println!(
                     "try: curl http://{}/v1/chat/completions -H \"Authorization: Bearer $WEIR_KEY\" \\\n       -H 'content-type: application/json' -d '{{\"model\":\"demo/echo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'",
                     config.listen
                 );
-                _mock = Some(mock);
             }
             let prepared = startup::prepare(db.clone(), config).await?;
             let res = weir_server::serve(prepared.state.clone(), config.listen).await;
