@@ -374,6 +374,6 @@ mod tests {
         let e = classify_status(StatusCode::from_u16(529).unwrap(), b"", None);
         assert_eq!(e.kind, ErrorKind::Overloaded);
         assert!(classify_status(StatusCode::INTERNAL_SERVER_ERROR, b"x", None).retryable);
-        assert!(!classify_status(StatusCode::NOT_IMPLEMENTED, b"x", None).retryable);
+        assert!(!classify_status(StatusCode::IM_A_TEAPOT, b"x", None).retryable);
     }
 }

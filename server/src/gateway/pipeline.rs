@@ -328,10 +328,12 @@ enum Render {
         include_usage: bool,
     },
     /// Decode the upstream's format, render OpenAI chunks.
-    Translate {
-        decoder: anthropic::StreamDecoder,
-        encoder: openai_chat::ChunkEncoder,
-    },
+    Translate(Box<Translator>),
+}
+
+struct Translator {
+    decoder: anthropic::StreamDecoder,
+    encoder: openai_chat::ChunkEncoder,
 }
 
 struct StreamJob {
@@ -376,14 +378,14 @@ async fn open_stream(
             decoder: openai_chat::ChunkDecoder::default(),
             include_usage: req.include_usage,
         },
-        _ => Render::Translate {
+        _ => Render::Translate(Box::new(Translator {
             decoder: anthropic::StreamDecoder::default(),
             encoder: openai_chat::ChunkEncoder::new(
                 format!("chatcmpl-{}", request_id.trim_start_matches("req_")),
                 String::new(),
                 req.include_usage,
             ),
-        },
+        })),
     };
     let mut job = StreamJob {
         events,
@@ -414,10 +416,10 @@ async fn open_stream(
             decoder: openai_chat::ChunkDecoder::default(),
             include_usage,
         },
-        Render::Translate { encoder, .. } => Render::Translate {
+        Render::Translate(t) => Render::Translate(Box::new(Translator {
             decoder: anthropic::StreamDecoder::default(),
-            encoder,
-        },
+            encoder: t.encoder,
+        })),
     };
     Ok(job)
 }
@@ -429,7 +431,8 @@ fn decode_event(
 ) -> Result<openai_chat::ChunkKind, GatewayError> {
     match render {
         Render::Relay { decoder, .. } => decoder.decode(&ev.data, out),
-        Render::Translate { decoder, .. } => decoder
+        Render::Translate(t) => t
+            .decoder
             .decode(&ev.event, &ev.data, out)
             .map(|()| openai_chat::ChunkKind::Content),
     }
@@ -602,9 +605,9 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
                     out.extend_from_slice(b"\n\n");
                 }
             }
-            Render::Translate { encoder, .. } => {
+            Render::Translate(t) => {
                 for e in &decoded {
-                    encoder.encode(e, &mut out);
+                    t.encoder.encode(e, &mut out);
                 }
             }
         }
@@ -627,7 +630,7 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
         match &mut render {
             Render::Relay { .. } if !saw_done => out.extend_from_slice(b"data: [DONE]\n\n"),
             Render::Relay { .. } => {}
-            Render::Translate { encoder, .. } => encoder.finish(&mut out),
+            Render::Translate(t) => t.encoder.finish(&mut out),
         }
     }
     if !out.is_empty() && end != StreamEnd::ClientGone {

@@ -419,7 +419,7 @@ mod tests {
         assert_eq!(call.name, "get_weather");
         assert_eq!(
             call.arguments,
-            r#"{"city":"test","days":1,"metric":true,"note":"test","tags":null}"#
+            r#"{"city":"test","days":1,"metric":true,"tags":null,"note":"test"}"#
         );
 
         p.last = LastTurn::User("call get_weather {\"z\": 1,\n \"a\": \"x y\"} thanks".into());
