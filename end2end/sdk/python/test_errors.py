@@ -47,6 +47,7 @@ def test_missing_key(make_client: Callable[..., openai.OpenAI]) -> None:
             model=ECHO, messages=MESSAGES, extra_headers={"Authorization": openai.Omit()}  # type: ignore[dict-item]
         )
     check_envelope(info.value, 401)
+    assert info.value.response.request.headers.get("authorization") is None, "sent without a key"
 
 
 def test_inactive_team(make_client: Callable[..., openai.OpenAI], inactive_key: str) -> None:
