@@ -4,7 +4,17 @@
 //   BASE_URL           server root without /v1, e.g. http://127.0.0.1:18555 (required)
 //   WEIR_KEY           the `demo key:` printed by `weir serve --demo` (required)
 //   WEIR_INACTIVE_KEY  a key of a deactivated team (optional; the 403 test skips without it)
+import { readFileSync } from 'node:fs';
+
 import OpenAI from 'openai';
+import { VERSION } from 'openai/version';
+
+// The SDK must be the one pinned here, not another copy found further up (end2end/node_modules):
+// run `npm ci` in end2end/sdk/node first.
+const pinned = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')).dependencies.openai;
+if (VERSION !== pinned) {
+  throw new Error(`openai ${VERSION} was loaded but ${pinned} is pinned: run \`npm ci\` in end2end/sdk/node`);
+}
 
 const missing = ['BASE_URL', 'WEIR_KEY'].filter((name) => !process.env[name]);
 if (missing.length > 0) {

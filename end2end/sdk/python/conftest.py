@@ -10,6 +10,8 @@ The suite talks to a running Weir server started with `weir serve --demo`:
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from typing import Callable, Iterator
 
 import openai
@@ -17,6 +19,13 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    requirements = Path(__file__).with_name("requirements.txt").read_text()
+    pinned = re.search(r"^openai==(\S+)", requirements, re.MULTILINE)
+    if pinned is None or openai.__version__ != pinned.group(1):
+        raise pytest.UsageError(
+            f"openai {openai.__version__} is installed but requirements.txt pins "
+            f"{pinned.group(1) if pinned else '?'}: install end2end/sdk/python/requirements.txt"
+        )
     missing = [name for name in ("BASE_URL", "WEIR_KEY") if not os.environ.get(name)]
     if missing:
         raise pytest.UsageError(
