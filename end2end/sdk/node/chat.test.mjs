@@ -95,6 +95,31 @@ for (const model of CHAT_MODELS) {
       assert.deepEqual(chunks.map((c) => c.choices[0].finish_reason).filter(Boolean), ['stop']);
     });
 
+    for (const stream of [false, true]) {
+      for (const stop of ['gateway', ['weir', 'gateway']]) {
+        test(`stop sequence ${JSON.stringify(stop)} (${stream ? 'stream' : 'json'})`, async () => {
+          // The text ends before the earliest stop sequence, which is not included; reason stop.
+          const expected = stop === 'gateway' ? 'echo: hello weir ' : 'echo: hello ';
+          let text;
+          let finishes;
+          if (stream) {
+            const chunks = await collect(
+              await client.chat.completions.create({ model, messages: user(PROMPT), stop, stream: true }),
+            );
+            const choices = chunks.filter((c) => c.choices.length).map((c) => c.choices[0]);
+            text = choices.map((c) => c.delta.content ?? '').join('');
+            finishes = choices.map((c) => c.finish_reason).filter(Boolean);
+          } else {
+            const r = await client.chat.completions.create({ model, messages: user(PROMPT), stop });
+            text = r.choices[0].message.content;
+            finishes = [r.choices[0].finish_reason];
+          }
+          assert.equal(text, expected);
+          assert.deepEqual(finishes, ['stop']);
+        });
+      }
+    }
+
     test('chat.completions.stream() helper builds the final completion', async () => {
       const stream = client.chat.completions.stream({
         model,

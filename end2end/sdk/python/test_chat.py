@@ -128,3 +128,20 @@ def test_error_in_stream_raises(client: openai.OpenAI, model: str) -> None:
             if c.choices:
                 received.append(c.choices[0].delta.content or "")
     assert "".join(received).startswith("echo:")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("stop", ["gateway", ["weir", "gateway"]], ids=["string", "list"])
+@pytest.mark.parametrize("model", CHAT_MODELS)
+def test_stop_sequence(client: openai.OpenAI, model: str, stop: str | list[str], stream: bool) -> None:
+    """The text ends before the earliest stop sequence, which is not included; reason stop."""
+    expected = "echo: hello weir " if stop == "gateway" else "echo: hello "
+    if stream:
+        chunks = list(client.chat.completions.create(model=model, messages=user(PROMPT), stop=stop, stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    else:
+        r = client.chat.completions.create(model=model, messages=user(PROMPT), stop=stop)
+        text, finishes = r.choices[0].message.content or "", [r.choices[0].finish_reason]
+    assert text == expected
+    assert finishes == ["stop"]
