@@ -173,7 +173,7 @@ impl GatewayError {
             | ErrorKind::PayloadTooLarge => "invalid_request_error",
             ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::InsufficientBalance => "insufficient_quota",
-            ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_exceeded",
+            ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "requests",
             ErrorKind::Overloaded
             | ErrorKind::BadGateway
             | ErrorKind::Timeout
@@ -198,6 +198,15 @@ impl GatewayError {
         }
     }
 
+    /// The error `code`: the one set, or the conventional one for the kind.
+    fn code(&self) -> Option<&'static str> {
+        self.code.or(match self.kind {
+            ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => Some("rate_limit_exceeded"),
+            ErrorKind::InsufficientBalance => Some("insufficient_balance"),
+            _ => None,
+        })
+    }
+
     /// The JSON body in the client's envelope.
     pub fn body(&self, format: WireFormat, request_id: Option<&str>) -> serde_json::Value {
         match format {
@@ -211,7 +220,7 @@ impl GatewayError {
                     "message": self.message,
                     "type": self.openai_type(),
                     "param": self.param,
-                    "code": self.code,
+                    "code": self.code(),
                 }
             }),
         }
@@ -220,7 +229,15 @@ impl GatewayError {
     /// Headers that tell SDKs whether and when to retry.
     pub fn headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
-        if let Some(secs) = self.retry_after {
+        // Throttling and overload always say when to come back (1 s when nobody said).
+        let wait = match self.kind {
+            ErrorKind::RateLimited
+            | ErrorKind::UpstreamRateLimited
+            | ErrorKind::Overloaded
+            | ErrorKind::Unavailable => Some(self.retry_after.unwrap_or(1)),
+            _ => self.retry_after,
+        };
+        if let Some(secs) = wait {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         // Balance problems and caller mistakes do not get better by retrying.

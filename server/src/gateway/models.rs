@@ -13,7 +13,10 @@ use axum::{
 use serde_json::{json, Value};
 use weir_core::catalog::Model;
 
-use super::{pipeline::authenticate, Gateway};
+use super::{
+    pipeline::{authenticate, new_request_id, with_request_id},
+    Gateway,
+};
 use crate::{
     canonical::WireFormat,
     error::{ErrorKind, GatewayError},
@@ -29,7 +32,13 @@ fn model_json(m: &Model) -> Value {
 }
 
 pub async fn list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authenticate(&gw, &headers).await {
+    let id = new_request_id();
+    let resp = list_models(&gw, &headers).await;
+    with_request_id(resp, &id)
+}
+
+async fn list_models(gw: &Gateway, headers: &HeaderMap) -> Response {
+    if let Err(e) = authenticate(gw, headers).await {
         return e.to_response(WireFormat::OpenAiChat, None);
     }
     let snap = gw.catalog.current();
@@ -51,7 +60,13 @@ pub async fn get_one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = authenticate(&gw, &headers).await {
+    let request_id = new_request_id();
+    let resp = get_model(&gw, &headers, &id).await;
+    with_request_id(resp, &request_id)
+}
+
+async fn get_model(gw: &Gateway, headers: &HeaderMap, id: &str) -> Response {
+    if let Err(e) = authenticate(gw, headers).await {
         return e.to_response(WireFormat::OpenAiChat, None);
     }
     let snap = gw.catalog.current();
@@ -63,19 +78,21 @@ pub async fn get_one(
         .or_else(|| {
             snap.available_codenames()
                 .into_iter()
-                .find(|(n, _)| *n == id)
+                .find(|(n, _)| n == id)
                 .map(|(n, c)| json!({"id": n, "object": "model", "created": c / 1000, "owned_by": "weir"}))
         });
     match found {
         Some(v) => Json(v).into_response(),
-        None => GatewayError::model_not_found(&id).to_response(WireFormat::OpenAiChat, None),
+        None => GatewayError::model_not_found(id).to_response(WireFormat::OpenAiChat, None),
     }
 }
 
 /// Unknown paths under `/v1`: a 404 in the OpenAI envelope (after reading the body).
 pub async fn not_found(body: Body) -> Response {
     let _ = axum::body::to_bytes(body, 1024 * 1024).await;
-    GatewayError::new(ErrorKind::NotFound, "Unknown API path.")
+    let id = new_request_id();
+    let resp = GatewayError::new(ErrorKind::NotFound, "Unknown API path.")
         .with_code("unknown_url")
-        .to_response(WireFormat::OpenAiChat, None)
+        .to_response(WireFormat::OpenAiChat, Some(&id));
+    with_request_id(resp, &id)
 }
