@@ -347,24 +347,11 @@ pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snaps
 
 /// Reads the catalog epoch (0 before any change).
 pub async fn read_epoch(db: &Db) -> Result<i64, DbError> {
-    let v: Option<String> =
-        sqlx::query_scalar("SELECT value FROM instance_setting WHERE name = $1")
-            .bind(EPOCH)
-            .fetch_optional(db.pool())
-            .await?;
-    Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
+    crate::db::read_counter(db, EPOCH).await
 }
 
 async fn bump_epoch(db: &Db) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO instance_setting (name, value, updated_at) VALUES ($1, '1', $2) \
-         ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(instance_setting.value AS BIGINT) + 1 AS TEXT), updated_at = $2",
-    )
-    .bind(EPOCH)
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    Ok(())
+    crate::db::bump_counter(db.pool(), EPOCH).await
 }
 
 // ------------------------------------------------------------------------------------------

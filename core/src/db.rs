@@ -167,6 +167,33 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DbError> {
     }
 }
 
+/// Increments the named counter in `instance_setting` (creating it at 1). Counters ("epochs")
+/// tell every server process that some cached state must be reloaded.
+pub async fn bump_counter<'e, E>(executor: E, name: &str) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO instance_setting (name, value, updated_at) VALUES ($1, '1', $2) \
+         ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(instance_setting.value AS BIGINT) + 1 AS TEXT), updated_at = $2",
+    )
+    .bind(name)
+    .bind(now_ms())
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Reads the named counter (0 before its first bump).
+pub async fn read_counter(db: &Db, name: &str) -> Result<i64, DbError> {
+    let v: Option<String> =
+        sqlx::query_scalar("SELECT value FROM instance_setting WHERE name = $1")
+            .bind(name)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
+}
+
 /// Current time as Unix milliseconds, the one timestamp representation in the database.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

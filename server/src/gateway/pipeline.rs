@@ -159,6 +159,26 @@ pub async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Caller, G
 /// The client's format for this surface.
 const CLIENT: WireFormat = WireFormat::OpenAiChat;
 
+/// The steps every API request starts with: read the whole body, then verify the key. On
+/// success the caller gets a finaliser for the request; on failure, the error response.
+async fn admit(
+    gw: &Arc<Gateway>,
+    headers: &HeaderMap,
+    body: Body,
+    request_id: &str,
+    endpoint: &'static str,
+) -> Result<(Bytes, Finaliser), Response> {
+    let started = Instant::now();
+    let bytes = read_body(headers, body)
+        .await
+        .map_err(|e| e.to_response(CLIENT, Some(request_id)))?;
+    let caller = authenticate(gw, headers)
+        .await
+        .map_err(|e| e.to_response(CLIENT, Some(request_id)))?;
+    let fin = Finaliser::new(gw.clone(), request_id.to_owned(), caller, endpoint, started);
+    Ok((bytes, fin))
+}
+
 // ---------------------------------------------------------------------------------------------
 // POST /v1/chat/completions
 // ---------------------------------------------------------------------------------------------
@@ -168,17 +188,10 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
     let request_id = new_request_id();
-    let resp = match read_body(&headers, body).await {
-        Err(e) => e.to_response(CLIENT, Some(&request_id)),
-        Ok(bytes) => match authenticate(&gw, &headers).await {
-            Err(e) => e.to_response(CLIENT, Some(&request_id)),
-            Ok(caller) => {
-                let fin = Finaliser::new(gw.clone(), request_id.clone(), caller, "chat", started);
-                chat(gw, fin, bytes, &request_id).await
-            }
-        },
+    let resp = match admit(&gw, &headers, body, &request_id, "chat").await {
+        Err(resp) => resp,
+        Ok((bytes, fin)) => chat(gw, fin, bytes, &request_id).await,
     };
     with_request_id(resp, &request_id)
 }
@@ -674,30 +687,17 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
     let request_id = new_request_id();
-    let resp = match read_body(&headers, body).await {
-        Err(e) => e.to_response(CLIENT, Some(&request_id)),
-        Ok(bytes) => match authenticate(&gw, &headers).await {
-            Err(e) => e.to_response(CLIENT, Some(&request_id)),
-            Ok(caller) => {
-                let mut fin = Finaliser::new(
-                    gw.clone(),
-                    request_id.clone(),
-                    caller,
-                    "embeddings",
-                    started,
-                );
-                match embeddings_attempts(&gw, &mut fin, bytes).await {
-                    Ok((response, usage)) => {
-                        fin.finish(Outcome::ok(usage, UsageSource::Upstream));
-                        response
-                    }
-                    Err(e) => {
-                        fin.finish(Outcome::failed(e.status(CLIENT).as_u16(), &e));
-                        e.to_response(CLIENT, Some(&request_id))
-                    }
-                }
+    let resp = match admit(&gw, &headers, body, &request_id, "embeddings").await {
+        Err(resp) => resp,
+        Ok((bytes, mut fin)) => match embeddings_attempts(&gw, &mut fin, bytes).await {
+            Ok((response, usage)) => {
+                fin.finish(Outcome::ok(usage, UsageSource::Upstream));
+                response
+            }
+            Err(e) => {
+                fin.finish(Outcome::failed(e.status(CLIENT).as_u16(), &e));
+                e.to_response(CLIENT, Some(&request_id))
             }
         },
     };

@@ -160,26 +160,8 @@ pub async fn spawn(listen: SocketAddr) -> io::Result<MockServer> {
 pub async fn run(listen: SocketAddr) -> io::Result<()> {
     let server = spawn(listen).await?;
     println!("mock upstream listening on http://{}", server.addr);
-    shutdown_signal().await;
+    crate::http::shutdown_signal().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 /// The next number for response and tool-call ids.
