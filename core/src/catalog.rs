@@ -169,7 +169,7 @@ impl Snapshot {
             }
         }
         out.retain(|t| t.model.kind == kind);
-        out.sort_by(|a, b| b.channel.priority.cmp(&a.channel.priority));
+        out.sort_by_key(|t| std::cmp::Reverse(t.channel.priority));
         (!out.is_empty()).then_some(out)
     }
 
