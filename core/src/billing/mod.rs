@@ -58,6 +58,8 @@ mod ledger;
 mod pricing;
 mod reaper;
 mod reserve;
+#[cfg(test)]
+mod tests;
 
 use crate::db::DbError;
 
