@@ -47,6 +47,22 @@
 //! - The reaper bills `prompt_estimate` input plus the checkpointed output, which is within
 //!   the worst case whenever the checkpoint is within `max_output`.
 //!
+//! # Using it from the gateway
+//!
+//! 1. `amount = worst_case(counted_prompt_tokens, max_tokens or the model's max output,
+//!    &tariff, cap)`, then [`reserve`] with a fresh `request_id`, the same tariff and
+//!    `prompt_estimate = counted_prompt_tokens`. `InsufficientBalance` → 402; nothing to undo.
+//! 2. While streaming, call [`checkpoint`] with the output tokens counted so far every few
+//!    seconds (one small UPDATE). If the cap bound the amount, [`extend`] in chunks.
+//! 3. Exactly one exit: [`settle`] with the usage in the inclusive convention (convert
+//!    Anthropic-style exclusive counts first; clamp negative/absurd upstream numbers before
+//!    calling), or [`release`] when nothing billable happened. Both are idempotent, so retry
+//!    them freely after a database error.
+//! 4. Run [`reap`]`(db, now_ms())` every minute on every replica. The reservation TTL must
+//!    exceed the longest request (the total deadline) plus the settlement retry window: an
+//!    expired reservation without a checkpoint is *released*, and a later `settle` then
+//!    returns `already = true, status = Released, cost = 0` (nothing charged).
+//!
 //! # Throughput note
 //!
 //! Every settlement updates the `upstream_cost` and `revenue_markup` rows, so on PostgreSQL

@@ -149,6 +149,8 @@ pub async fn reserve(db: &Db, r: &NewReservation) -> Result<(), BillingError> {
     .execute(&mut *tx)
     .await?;
     if held.rows_affected() == 0 {
+        // Give the SQLite write lock back at once instead of when the connection is recycled.
+        tx.rollback().await?;
         return Err(BillingError::InsufficientBalance);
     }
     let t = &r.tariff;
@@ -177,7 +179,10 @@ pub async fn reserve(db: &Db, r: &NewReservation) -> Result<(), BillingError> {
     match inserted {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
-            return Err(BillingError::Duplicate(r.request_id.clone()))
+            // Undo the hold now rather than when the connection goes back to the pool: the
+            // team's account row stays locked until then on PostgreSQL.
+            tx.rollback().await?;
+            return Err(BillingError::Duplicate(r.request_id.clone()));
         }
         Err(e) => return Err(e.into()),
     }
@@ -425,6 +430,8 @@ pub async fn extend(db: &Db, request_id: &str, additional: Micros) -> Result<Mic
     .execute(&mut *tx)
     .await?;
     if held.rows_affected() == 0 {
+        // Unlock the reservation row at once (a settle may be waiting on it).
+        tx.rollback().await?;
         return Err(BillingError::InsufficientBalance);
     }
     tx.commit().await?;
