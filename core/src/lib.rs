@@ -8,6 +8,7 @@ pub mod testing;
 
 pub use db::{Backend, Db, DbError, PoolSettings};
 pub mod auth;
+pub mod billing;
 pub mod catalog;
 pub mod metering;
 pub mod money;

@@ -1,4 +1,4 @@
-//! Teams: the accounts that own API keys and (later) a balance.
+//! Teams: the accounts that own API keys and a balance (see [`crate::billing`]).
 
 use crate::db::{now_ms, Db, DbError};
 use sqlx::Row;
@@ -46,24 +46,29 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Team, sqlx::Error> {
     })
 }
 
-/// Creates an active team. Names are unique and stored literally.
+/// Creates an active team, with its (empty) balance account, in one transaction. Names are
+/// unique and stored literally.
 pub async fn create(db: &Db, name: &str) -> Result<Team, TeamError> {
     validate_name(name)?;
     let now = now_ms();
+    let mut tx = db.begin_write().await?;
     let res = sqlx::query(
         "INSERT INTO team (name, active, created_at) VALUES ($1, 1, $2) RETURNING id, name, active, created_at",
     )
     .bind(name)
     .bind(now)
-    .fetch_one(db.pool())
+    .fetch_one(&mut *tx)
     .await;
-    match res {
-        Ok(row) => Ok(from_row(&row)?),
+    let team = match res {
+        Ok(row) => from_row(&row)?,
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(TeamError::Exists(name.to_owned()))
+            return Err(TeamError::Exists(name.to_owned()))
         }
-        Err(e) => Err(e.into()),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    crate::billing::ensure_team_account_tx(&mut tx, team.id).await?;
+    tx.commit().await?;
+    Ok(team)
 }
 
 pub async fn find_by_name(db: &Db, name: &str) -> Result<Option<Team>, TeamError> {

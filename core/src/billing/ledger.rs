@@ -1,0 +1,274 @@
+//! The ledger: the one posting function, team accounts, operator credits and balances.
+
+use std::collections::BTreeMap;
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{is_unique_violation, BillingError};
+use crate::{
+    db::{now_ms, Db},
+    money::Micros,
+};
+
+/// The accounts that belong to Weir rather than to a team.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SystemAccount {
+    /// Money received through Stripe, not yet reconciled.
+    StripeClearing,
+    /// Weir's markup earned on usage.
+    RevenueMarkup,
+    /// What usage costs upstream (owed to providers).
+    UpstreamCost,
+    /// The counterpart of operator credits and debits.
+    ManualAdjustment,
+}
+
+impl SystemAccount {
+    pub const ALL: [SystemAccount; 4] = [
+        SystemAccount::StripeClearing,
+        SystemAccount::RevenueMarkup,
+        SystemAccount::UpstreamCost,
+        SystemAccount::ManualAdjustment,
+    ];
+
+    /// The `account.kind` of this account.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemAccount::StripeClearing => "stripe_clearing",
+            SystemAccount::RevenueMarkup => "revenue_markup",
+            SystemAccount::UpstreamCost => "upstream_cost",
+            SystemAccount::ManualAdjustment => "manual_adjustment",
+        }
+    }
+}
+
+/// An account named by what it is, not by its row id. The order (teams first, then system
+/// accounts) is the order in which a posting locks account rows, so concurrent postings never
+/// deadlock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AccountRef {
+    /// The `team_balance` account of this team id.
+    Team(i64),
+    System(SystemAccount),
+}
+
+/// One line of a ledger transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub account: AccountRef,
+    pub amount: Micros,
+}
+
+/// The id of a `ledger_txn` row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LedgerTxnId(pub i64);
+
+/// Posts one ledger transaction inside the caller's write transaction: refuses entries that do
+/// not sum to zero ([`BillingError::Unbalanced`]), inserts the transaction (a second use of
+/// `external_ref` is [`BillingError::Duplicate`]) and its non-zero entries, and updates the
+/// cached balance of every touched account. Commit is the caller's.
+pub async fn post(
+    tx: &mut Transaction<'static, Any>,
+    kind: &str,
+    external_ref: &str,
+    memo: Option<&str>,
+    entries: &[Entry],
+) -> Result<LedgerTxnId, BillingError> {
+    post_with_holds(tx, kind, external_ref, memo, entries, &[]).await
+}
+
+/// [`post`], also moving `held` of some accounts in the same account `UPDATE`s (settlement
+/// drops the hold in the statement that debits the team).
+pub(super) async fn post_with_holds(
+    tx: &mut Transaction<'static, Any>,
+    kind: &str,
+    external_ref: &str,
+    memo: Option<&str>,
+    entries: &[Entry],
+    holds: &[(AccountRef, i64)],
+) -> Result<LedgerTxnId, BillingError> {
+    let sum: i128 = entries.iter().map(|e| i128::from(e.amount.0)).sum();
+    if sum != 0 {
+        return Err(BillingError::Unbalanced(sum));
+    }
+    // Net balance and hold change per account, in lock order.
+    let mut deltas: BTreeMap<AccountRef, (i128, i128)> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.amount.0 != 0) {
+        deltas.entry(e.account).or_default().0 += i128::from(e.amount.0);
+    }
+    for (a, h) in holds {
+        deltas.entry(*a).or_default().1 += i128::from(*h);
+    }
+    let now = now_ms();
+    let txn_id: i64 = match sqlx::query_scalar(
+        "INSERT INTO ledger_txn (kind, external_ref, memo, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(kind)
+    .bind(external_ref)
+    .bind(memo)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(BillingError::Duplicate(external_ref.to_owned()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let mut ids: BTreeMap<AccountRef, i64> = BTreeMap::new();
+    for (account, (d_balance, d_held)) in deltas {
+        let d_balance = i64::try_from(d_balance)
+            .map_err(|_| BillingError::InvalidAmount("balance change out of range"))?;
+        let d_held = i64::try_from(d_held)
+            .map_err(|_| BillingError::InvalidAmount("hold change out of range"))?;
+        let id: Option<i64> =
+            match account {
+                AccountRef::Team(team_id) => sqlx::query_scalar(
+                    "UPDATE account SET balance = balance + $1, held = held + $2, updated_at = $3 \
+                     WHERE team_id = $4 AND kind = 'team_balance' RETURNING id",
+                )
+                .bind(d_balance)
+                .bind(d_held)
+                .bind(now)
+                .bind(team_id)
+                .fetch_optional(&mut **tx)
+                .await?,
+                AccountRef::System(s) => sqlx::query_scalar(
+                    "UPDATE account SET balance = balance + $1, held = held + $2, updated_at = $3 \
+                     WHERE team_id IS NULL AND kind = $4 RETURNING id",
+                )
+                .bind(d_balance)
+                .bind(d_held)
+                .bind(now)
+                .bind(s.as_str())
+                .fetch_optional(&mut **tx)
+                .await?,
+            };
+        let id = id.ok_or(match account {
+            AccountRef::Team(t) => BillingError::UnknownTeam(t),
+            AccountRef::System(s) => BillingError::MissingAccount(s.as_str()),
+        })?;
+        ids.insert(account, id);
+    }
+
+    let lines: Vec<(i64, i64)> = entries
+        .iter()
+        .filter(|e| e.amount.0 != 0)
+        .filter_map(|e| ids.get(&e.account).map(|id| (*id, e.amount.0)))
+        .collect();
+    if !lines.is_empty() {
+        let mut sql = String::from("INSERT INTO ledger_entry (txn_id, account_id, amount) VALUES ");
+        for i in 0..lines.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3));
+        }
+        let mut q = sqlx::query(&sql).bind(txn_id);
+        for (account_id, amount) in &lines {
+            q = q.bind(*account_id).bind(*amount);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(LedgerTxnId(txn_id))
+}
+
+/// Creates the team's balance account if it does not exist (inside the caller's transaction).
+/// Does nothing when the team itself does not exist.
+pub(crate) async fn ensure_team_account_tx(
+    tx: &mut Transaction<'static, Any>,
+    team_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO account (team_id, kind, balance, held, updated_at) \
+         SELECT id, 'team_balance', 0, 0, $2 FROM team WHERE id = $1 \
+         ON CONFLICT (team_id) DO NOTHING",
+    )
+    .bind(team_id)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Makes sure the team has its balance account (teams get one at creation; this is for teams
+/// created by other means). [`BillingError::UnknownTeam`] if the team does not exist.
+pub async fn ensure_team_account(db: &Db, team_id: i64) -> Result<(), BillingError> {
+    let mut tx = db.begin_write().await?;
+    ensure_team_account_tx(&mut tx, team_id).await?;
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM account WHERE team_id = $1 AND kind = 'team_balance'")
+            .bind(team_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    found.map(|_| ()).ok_or(BillingError::UnknownTeam(team_id))
+}
+
+/// An operator credit (positive `amount`) or debit (negative) of a team, with a reason: ledger
+/// transaction kind `adjustment`, entries `team ±amount` and `manual_adjustment ∓amount`.
+///
+/// `external_ref` makes the call idempotent: a second call with the same reference changes
+/// nothing and returns [`BillingError::Duplicate`] (treat it as "already done"). Without one, a
+/// fresh `manual:<uuid>` is used. References starting with `usage:` are refused (that namespace
+/// is settlement's). A debit may take the balance below zero; requests are then refused.
+pub async fn credit(
+    db: &Db,
+    team_id: i64,
+    amount: Micros,
+    reason: &str,
+    external_ref: Option<&str>,
+) -> Result<LedgerTxnId, BillingError> {
+    if amount.0 == 0 {
+        return Err(BillingError::InvalidAmount("a credit cannot be zero"));
+    }
+    let negated = amount
+        .0
+        .checked_neg()
+        .ok_or(BillingError::InvalidAmount("credit out of range"))?;
+    let external_ref = match external_ref {
+        Some(r) if r.trim().is_empty() || r.starts_with("usage:") => {
+            return Err(BillingError::InvalidRef(r.to_owned()))
+        }
+        Some(r) => r.to_owned(),
+        None => format!("manual:{}", uuid::Uuid::new_v4()),
+    };
+    let mut tx = db.begin_write().await?;
+    ensure_team_account_tx(&mut tx, team_id).await?;
+    let id = post(
+        &mut tx,
+        "adjustment",
+        &external_ref,
+        Some(reason),
+        &[
+            Entry {
+                account: AccountRef::Team(team_id),
+                amount,
+            },
+            Entry {
+                account: AccountRef::System(SystemAccount::ManualAdjustment),
+                amount: Micros(negated),
+            },
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The team's cached `(balance, held)`; what it can still spend is `balance - held`. A team
+/// without an account reads as `(0, 0)`.
+pub async fn balance(db: &Db, team_id: i64) -> Result<(Micros, Micros), BillingError> {
+    let row = sqlx::query(
+        "SELECT balance, held FROM account WHERE team_id = $1 AND kind = 'team_balance'",
+    )
+    .bind(team_id)
+    .fetch_optional(db.pool())
+    .await?;
+    match row {
+        Some(r) => Ok((Micros(r.try_get("balance")?), Micros(r.try_get("held")?))),
+        None => Ok((Micros::ZERO, Micros::ZERO)),
+    }
+}

@@ -1,0 +1,489 @@
+//! Reservations: hold the worst case before a request runs, then settle the actual usage at the
+//! price snapshot or release the hold, exactly once per request.
+
+use std::time::Duration;
+
+use sqlx::{any::AnyRow, Any, Row, Transaction};
+
+use super::{
+    is_unique_violation,
+    ledger::{post_with_holds, AccountRef, Entry, SystemAccount},
+    pricing::{price, Usage},
+    tokens_from_db, tokens_to_db, BillingError,
+};
+use crate::{
+    catalog::Tariff,
+    db::{now_ms, Db},
+    metering::UsageSource,
+    money::{Micros, PerMillion},
+};
+
+/// What the gateway reserves before calling upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReservation {
+    /// Unique per request (UUIDv7); also the usage row's key.
+    pub request_id: String,
+    pub team_id: i64,
+    pub api_key_id: i64,
+    /// The catalog model id, stored on the usage row and as the ledger memo.
+    pub model: String,
+    /// The amount to hold, normally [`worst_case`](super::worst_case). Must not be negative.
+    pub amount: Micros,
+    /// The tariff in force now; settlement charges at this snapshot.
+    pub tariff: Tariff,
+    /// How long the hold may stay open before the reaper finishes it. Must exceed the longest
+    /// possible request (the gateway's total deadline) with margin.
+    pub ttl: Duration,
+    /// Weir's own count of the prompt tokens, billed by the reaper if the request never settles
+    /// but had produced output (see [`checkpoint`]).
+    pub prompt_estimate: u64,
+}
+
+/// The state of a reservation row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReservationStatus {
+    Reserved,
+    Settled,
+    Released,
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Reserved => "reserved",
+            ReservationStatus::Settled => "settled",
+            ReservationStatus::Released => "released",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "reserved" => Some(ReservationStatus::Reserved),
+            "settled" => Some(ReservationStatus::Settled),
+            "released" => Some(ReservationStatus::Released),
+            _ => None,
+        }
+    }
+}
+
+/// The result of [`settle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    /// What the team was charged for this request (0 if it was released).
+    pub cost: Micros,
+    /// True when the request had already been finished before this call (by an earlier or
+    /// concurrent `settle`, a `release`, or the reaper); nothing changed.
+    pub already: bool,
+    /// How the request ended: `Settled`, or `Released` when it had been released.
+    pub status: ReservationStatus,
+}
+
+/// A reservation row as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    pub request_id: String,
+    pub team_id: i64,
+    pub api_key_id: i64,
+    pub model: String,
+    pub amount: Micros,
+    pub tariff: Tariff,
+    pub prompt_estimate: u64,
+    pub status: ReservationStatus,
+    /// The (normalized) usage charged, once settled.
+    pub usage: Option<Usage>,
+    pub usage_source: Option<UsageSource>,
+    pub cost: Option<Micros>,
+    pub checkpoint_output_tokens: u64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn parse_source(s: &str) -> Option<UsageSource> {
+    match s {
+        "upstream" => Some(UsageSource::Upstream),
+        "estimated" => Some(UsageSource::Estimated),
+        "none" => Some(UsageSource::None),
+        _ => None,
+    }
+}
+
+fn tariff_from_row(r: &AnyRow) -> Result<Tariff, sqlx::Error> {
+    let opt = |k: &str| -> Result<Option<PerMillion>, sqlx::Error> {
+        Ok(r.try_get::<Option<i64>, _>(k)?.map(PerMillion))
+    };
+    Ok(Tariff {
+        input: PerMillion(r.try_get("price_input")?),
+        cached_input: opt("price_cached_input")?,
+        cache_write: opt("price_cache_write")?,
+        output: PerMillion(r.try_get("price_output")?),
+        reasoning: opt("price_reasoning")?,
+        markup_bps: r.try_get("markup_bps")?,
+    })
+}
+
+/// Holds `r.amount` on the team's balance and records the reservation, in one write
+/// transaction. The hold is one guarded `UPDATE` (`balance - held >= amount`), so concurrent
+/// reservations can never together exceed the balance. Errors: `InsufficientBalance` (nothing
+/// held; also when the team has no account), `Duplicate` for a reused request id,
+/// `InvalidAmount` for a negative amount.
+pub async fn reserve(db: &Db, r: &NewReservation) -> Result<(), BillingError> {
+    if r.amount.0 < 0 {
+        return Err(BillingError::InvalidAmount(
+            "a reservation cannot be negative",
+        ));
+    }
+    let now = now_ms();
+    let mut tx = db.begin_write().await?;
+    let held = sqlx::query(
+        "UPDATE account SET held = held + $1, updated_at = $2 \
+         WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",
+    )
+    .bind(r.amount.0)
+    .bind(now)
+    .bind(r.team_id)
+    .execute(&mut *tx)
+    .await?;
+    if held.rows_affected() == 0 {
+        // Give the SQLite write lock back at once instead of when the connection is recycled.
+        tx.rollback().await?;
+        return Err(BillingError::InsufficientBalance);
+    }
+    let t = &r.tariff;
+    let inserted = sqlx::query(
+        "INSERT INTO reservation (request_id, team_id, api_key_id, model, amount, \
+           price_input, price_cached_input, price_cache_write, price_output, price_reasoning, markup_bps, \
+           prompt_estimate, status, checkpoint_output_tokens, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'reserved', 0, $13, $14)",
+    )
+    .bind(&r.request_id)
+    .bind(r.team_id)
+    .bind(r.api_key_id)
+    .bind(&r.model)
+    .bind(r.amount.0)
+    .bind(t.input.0)
+    .bind(t.cached_input.map(|p| p.0))
+    .bind(t.cache_write.map(|p| p.0))
+    .bind(t.output.0)
+    .bind(t.reasoning.map(|p| p.0))
+    .bind(t.markup_bps)
+    .bind(tokens_to_db(r.prompt_estimate))
+    .bind(now)
+    .bind(now.saturating_add(duration_ms(r.ttl)))
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            // Undo the hold now rather than when the connection goes back to the pool: the
+            // team's account row stays locked until then on PostgreSQL.
+            tx.rollback().await?;
+            return Err(BillingError::Duplicate(r.request_id.clone()));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An open reservation taken over by the current transaction.
+pub(super) struct Claimed {
+    team_id: i64,
+    amount: i64,
+    model: String,
+    tariff: Tariff,
+    pub(super) prompt_estimate: u64,
+    pub(super) checkpoint: u64,
+}
+
+/// Takes the reservation `request_id` if it is still `reserved` and expired at `expired_by`
+/// (pass `i64::MAX` for "any"). The `UPDATE` locks the row on PostgreSQL, so a concurrent
+/// claimer waits, then sees the new status and gets `None`; on SQLite the write transaction
+/// already excludes it.
+pub(super) async fn claim(
+    tx: &mut Transaction<'static, Any>,
+    request_id: &str,
+    expired_by: i64,
+) -> Result<Option<Claimed>, BillingError> {
+    let row = sqlx::query(
+        "UPDATE reservation SET finished_at = $2 \
+         WHERE request_id = $1 AND status = 'reserved' AND expires_at <= $3 \
+         RETURNING team_id, amount, model, price_input, price_cached_input, price_cache_write, \
+           price_output, price_reasoning, markup_bps, prompt_estimate, checkpoint_output_tokens",
+    )
+    .bind(request_id)
+    .bind(now_ms())
+    .bind(expired_by)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(Claimed {
+        team_id: r.try_get("team_id")?,
+        amount: r.try_get("amount")?,
+        model: r.try_get("model")?,
+        tariff: tariff_from_row(&r)?,
+        prompt_estimate: tokens_from_db(r.try_get("prompt_estimate")?),
+        checkpoint: tokens_from_db(r.try_get("checkpoint_output_tokens")?),
+    }))
+}
+
+/// Settles a claimed reservation: stores the usage and cost, posts `usage:<request_id>` and
+/// drops the hold. Returns the cost.
+pub(super) async fn settle_claimed(
+    tx: &mut Transaction<'static, Any>,
+    request_id: &str,
+    c: &Claimed,
+    usage: &Usage,
+    source: UsageSource,
+) -> Result<Micros, BillingError> {
+    let u = usage.normalized();
+    let charge = price(&u, &c.tariff);
+    sqlx::query(
+        "UPDATE reservation SET status = 'settled', input_tokens = $2, cached_tokens = $3, \
+           cache_write_tokens = $4, output_tokens = $5, reasoning_tokens = $6, usage_source = $7, cost = $8 \
+         WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .bind(tokens_to_db(u.input))
+    .bind(tokens_to_db(u.cached_input))
+    .bind(tokens_to_db(u.cache_write))
+    .bind(tokens_to_db(u.output))
+    .bind(tokens_to_db(u.reasoning))
+    .bind(source.as_str())
+    .bind(charge.total.0)
+    .execute(&mut **tx)
+    .await?;
+    let team = AccountRef::Team(c.team_id);
+    post_with_holds(
+        tx,
+        "usage",
+        &format!("usage:{request_id}"),
+        Some(&c.model),
+        &[
+            Entry {
+                account: team,
+                amount: Micros(-charge.total.0),
+            },
+            Entry {
+                account: AccountRef::System(SystemAccount::UpstreamCost),
+                amount: charge.upstream,
+            },
+            Entry {
+                account: AccountRef::System(SystemAccount::RevenueMarkup),
+                amount: charge.markup,
+            },
+        ],
+        &[(team, -c.amount)],
+    )
+    .await?;
+    Ok(charge.total)
+}
+
+/// Releases a claimed reservation: drops the hold, no ledger transaction.
+pub(super) async fn release_claimed(
+    tx: &mut Transaction<'static, Any>,
+    request_id: &str,
+    c: &Claimed,
+) -> Result<(), BillingError> {
+    sqlx::query("UPDATE reservation SET status = 'released' WHERE request_id = $1")
+        .bind(request_id)
+        .execute(&mut **tx)
+        .await?;
+    let done = sqlx::query(
+        "UPDATE account SET held = held - $1, updated_at = $2 WHERE team_id = $3 AND kind = 'team_balance'",
+    )
+    .bind(c.amount)
+    .bind(now_ms())
+    .bind(c.team_id)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(BillingError::UnknownTeam(c.team_id));
+    }
+    Ok(())
+}
+
+/// Reads the stored outcome of a finished reservation.
+async fn finished(db: &Db, request_id: &str) -> Result<Settlement, BillingError> {
+    let row = sqlx::query("SELECT status, cost FROM reservation WHERE request_id = $1")
+        .bind(request_id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(|| BillingError::NotFound(request_id.to_owned()))?;
+    let status = ReservationStatus::parse(&row.try_get::<String, _>("status")?)
+        .ok_or_else(|| BillingError::NotFound(request_id.to_owned()))?;
+    if status == ReservationStatus::Reserved {
+        // Only possible if the row appeared after our claim looked: not a finished request.
+        return Err(BillingError::NotFound(request_id.to_owned()));
+    }
+    Ok(Settlement {
+        cost: Micros(row.try_get::<Option<i64>, _>("cost")?.unwrap_or(0)),
+        already: true,
+        status,
+    })
+}
+
+/// Charges the request's actual `usage` at its price snapshot and drops its hold, in one
+/// transaction: the reservation row becomes the usage row (`status = 'settled'`, tokens,
+/// `usage_source`, cost), the ledger gets `usage:<request_id>` (team −total, `upstream_cost`
+/// +upstream, `revenue_markup` +markup), and the team's `held` drops by the reserved amount
+/// while its `balance` drops by the cost, which may exceed the reservation (see the overshoot
+/// bound in the [module docs](super)).
+///
+/// Idempotent: if the request is already settled or released (including by a concurrent call
+/// or the reaper), nothing changes and the stored outcome is returned with `already = true`.
+/// `NotFound` if no reservation has this id.
+pub async fn settle(
+    db: &Db,
+    request_id: &str,
+    usage: &Usage,
+    source: UsageSource,
+) -> Result<Settlement, BillingError> {
+    let mut tx = db.begin_write().await?;
+    match claim(&mut tx, request_id, i64::MAX).await? {
+        Some(c) => {
+            let cost = settle_claimed(&mut tx, request_id, &c, usage, source).await?;
+            tx.commit().await?;
+            Ok(Settlement {
+                cost,
+                already: false,
+                status: ReservationStatus::Settled,
+            })
+        }
+        None => {
+            tx.rollback().await?;
+            finished(db, request_id).await
+        }
+    }
+}
+
+/// Drops the hold of a request that will not be charged (failed before any billable work),
+/// without a ledger transaction. Returns `true` if this call released it, `false` if it was
+/// already settled or released (idempotent). `NotFound` if no reservation has this id.
+pub async fn release(db: &Db, request_id: &str) -> Result<bool, BillingError> {
+    let mut tx = db.begin_write().await?;
+    match claim(&mut tx, request_id, i64::MAX).await? {
+        Some(c) => {
+            release_claimed(&mut tx, request_id, &c).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+        None => {
+            tx.rollback().await?;
+            finished(db, request_id).await.map(|_| false)
+        }
+    }
+}
+
+/// Records how many output tokens a running request has produced so far, so that the reaper
+/// can bill them if the process dies before settling. Only grows; ignored once the request is
+/// finished or for an unknown id. One single-statement write, cheap enough every few seconds.
+pub async fn checkpoint(db: &Db, request_id: &str, output_tokens: u64) -> Result<(), BillingError> {
+    sqlx::query(
+        "UPDATE reservation SET checkpoint_output_tokens = $2 \
+         WHERE request_id = $1 AND status = 'reserved' AND checkpoint_output_tokens < $2",
+    )
+    .bind(request_id)
+    .bind(tokens_to_db(output_tokens))
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Grows the hold of an open reservation by `additional` (a long or capped stream extending
+/// its budget), with the same guarded `UPDATE` as [`reserve`]. Returns the new reserved amount.
+/// `InsufficientBalance` leaves everything unchanged; `Finished` if the request is no longer
+/// open; `NotFound` for an unknown id.
+pub async fn extend(db: &Db, request_id: &str, additional: Micros) -> Result<Micros, BillingError> {
+    if additional.0 < 0 {
+        return Err(BillingError::InvalidAmount(
+            "an extension cannot be negative",
+        ));
+    }
+    let mut tx = db.begin_write().await?;
+    let row = sqlx::query(
+        "UPDATE reservation SET amount = amount + $2 WHERE request_id = $1 AND status = 'reserved' \
+         RETURNING team_id, amount",
+    )
+    .bind(request_id)
+    .bind(additional.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        tx.rollback().await?;
+        finished(db, request_id).await?;
+        return Err(BillingError::Finished(request_id.to_owned()));
+    };
+    let team_id: i64 = row.try_get("team_id")?;
+    let amount: i64 = row.try_get("amount")?;
+    let held = sqlx::query(
+        "UPDATE account SET held = held + $1, updated_at = $2 \
+         WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",
+    )
+    .bind(additional.0)
+    .bind(now_ms())
+    .bind(team_id)
+    .execute(&mut *tx)
+    .await?;
+    if held.rows_affected() == 0 {
+        // Unlock the reservation row at once (a settle may be waiting on it).
+        tx.rollback().await?;
+        return Err(BillingError::InsufficientBalance);
+    }
+    tx.commit().await?;
+    Ok(Micros(amount))
+}
+
+/// Reads one reservation (the usage row once settled).
+pub async fn reservation(db: &Db, request_id: &str) -> Result<Option<Reservation>, BillingError> {
+    let row = sqlx::query(
+        "SELECT request_id, team_id, api_key_id, model, amount, price_input, price_cached_input, \
+           price_cache_write, price_output, price_reasoning, markup_bps, prompt_estimate, status, \
+           input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, \
+           usage_source, cost, checkpoint_output_tokens, created_at, expires_at, finished_at \
+         FROM reservation WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let status = ReservationStatus::parse(&r.try_get::<String, _>("status")?)
+        .ok_or_else(|| BillingError::NotFound(request_id.to_owned()))?;
+    let tok = |k: &str| -> Result<Option<u64>, sqlx::Error> {
+        Ok(r.try_get::<Option<i64>, _>(k)?.map(tokens_from_db))
+    };
+    let usage = match tok("input_tokens")? {
+        Some(input) => Some(Usage {
+            input,
+            cached_input: tok("cached_tokens")?.unwrap_or(0),
+            cache_write: tok("cache_write_tokens")?.unwrap_or(0),
+            output: tok("output_tokens")?.unwrap_or(0),
+            reasoning: tok("reasoning_tokens")?.unwrap_or(0),
+        }),
+        None => None,
+    };
+    Ok(Some(Reservation {
+        request_id: r.try_get("request_id")?,
+        team_id: r.try_get("team_id")?,
+        api_key_id: r.try_get("api_key_id")?,
+        model: r.try_get("model")?,
+        amount: Micros(r.try_get("amount")?),
+        tariff: tariff_from_row(&r)?,
+        prompt_estimate: tokens_from_db(r.try_get("prompt_estimate")?),
+        status,
+        usage,
+        usage_source: r
+            .try_get::<Option<String>, _>("usage_source")?
+            .as_deref()
+            .and_then(parse_source),
+        cost: r.try_get::<Option<i64>, _>("cost")?.map(Micros),
+        checkpoint_output_tokens: tokens_from_db(r.try_get("checkpoint_output_tokens")?),
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        finished_at: r.try_get("finished_at")?,
+    }))
+}

@@ -1,0 +1,1114 @@
+//! Database tests of the billing engine. Each runs on SQLite, and on PostgreSQL when
+//! `TEST_DATABASE_URL` is set (`TestDb` gives every test its own schema).
+
+use std::{collections::HashMap, time::Duration};
+
+use proptest::{prelude::*, test_runner::TestRunner};
+use sqlx::Row;
+
+use super::*;
+use crate::{
+    catalog::{self, ModelKind, ModelSpec, ProviderSpec, Tariff, Wire},
+    db::{now_ms, Backend, Db},
+    metering::UsageSource,
+    money::{Micros, PerMillion},
+    team,
+    testing::TestDb,
+};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn tariff() -> Tariff {
+    Tariff {
+        input: PerMillion(3_000_000),
+        cached_input: Some(PerMillion(300_000)),
+        cache_write: Some(PerMillion(3_750_000)),
+        output: PerMillion(15_000_000),
+        reasoning: None,
+        markup_bps: 1_500,
+    }
+}
+
+fn res(id: &str, team_id: i64, amount: i64) -> NewReservation {
+    NewReservation {
+        request_id: id.to_owned(),
+        team_id,
+        api_key_id: 7,
+        model: "test/model".to_owned(),
+        amount: Micros(amount),
+        tariff: tariff(),
+        ttl: HOUR,
+        prompt_estimate: 100,
+    }
+}
+
+fn io(input: u64, output: u64) -> Usage {
+    Usage {
+        input,
+        output,
+        ..Usage::default()
+    }
+}
+
+async fn new_team(db: &Db, credit_micros: i64) -> i64 {
+    let t = team::create(db, &format!("team-{}", uuid::Uuid::new_v4().simple()))
+        .await
+        .unwrap();
+    if credit_micros != 0 {
+        credit(db, t.id, Micros(credit_micros), "test top-up", None)
+            .await
+            .unwrap();
+    }
+    t.id
+}
+
+/// The invariants, computed here from raw rows independently of [`check`]: every transaction
+/// sums to zero, every cached balance equals its entries, every hold equals the open
+/// reservations; and `check` agrees there is no drift.
+async fn assert_books(db: &Db) {
+    let entries = sqlx::query("SELECT txn_id, account_id, amount FROM ledger_entry")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    let mut per_txn: HashMap<i64, i128> = HashMap::new();
+    let mut per_account: HashMap<i64, i128> = HashMap::new();
+    for e in &entries {
+        let amount = i128::from(e.get::<i64, _>("amount"));
+        *per_txn.entry(e.get("txn_id")).or_default() += amount;
+        *per_account.entry(e.get("account_id")).or_default() += amount;
+    }
+    for (txn, sum) in &per_txn {
+        assert_eq!(*sum, 0, "txn {txn} does not balance");
+    }
+    let mut open: HashMap<i64, i128> = HashMap::new();
+    for r in sqlx::query("SELECT team_id, amount FROM reservation WHERE status = 'reserved'")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+    {
+        *open.entry(r.get("team_id")).or_default() += i128::from(r.get::<i64, _>("amount"));
+    }
+    for a in sqlx::query("SELECT id, team_id, balance, held FROM account")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+    {
+        let id: i64 = a.get("id");
+        let team_id: Option<i64> = a.get("team_id");
+        assert_eq!(
+            i128::from(a.get::<i64, _>("balance")),
+            per_account.get(&id).copied().unwrap_or(0),
+            "cached balance of account {id}"
+        );
+        let want_held = team_id.and_then(|t| open.get(&t).copied()).unwrap_or(0);
+        assert_eq!(
+            i128::from(a.get::<i64, _>("held")),
+            want_held,
+            "held of account {id}"
+        );
+    }
+    let drift = check(db).await.unwrap();
+    assert!(drift.is_empty(), "drift: {drift:?}");
+}
+
+async fn count(db: &Db, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(db.pool()).await.unwrap()
+}
+
+#[tokio::test]
+async fn teams_get_an_account_and_system_accounts_exist() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 0).await;
+    assert_eq!(balance(db, team_id).await.unwrap(), (Micros(0), Micros(0)));
+    let n = count(
+        db,
+        "SELECT COUNT(*) FROM account WHERE kind = 'team_balance'",
+    )
+    .await;
+    assert_eq!(n, 1);
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM account WHERE team_id IS NULL ORDER BY kind")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let mut want: Vec<&str> = SystemAccount::ALL.iter().map(|s| s.as_str()).collect();
+    want.sort();
+    assert_eq!(kinds, want);
+    // A second system account of a kind is refused by the partial unique index.
+    assert!(sqlx::query(
+        "INSERT INTO account (team_id, kind, balance, held, updated_at) VALUES (NULL, 'upstream_cost', 0, 0, 0)"
+    )
+    .execute(db.pool())
+    .await
+    .is_err());
+    ensure_team_account(db, team_id).await.unwrap();
+    assert!(matches!(
+        ensure_team_account(db, 987_654).await,
+        Err(BillingError::UnknownTeam(987_654))
+    ));
+    t.cleanup().await;
+}
+
+/// 100 concurrent reservations on a balance that covers exactly 10: exactly 10 admitted, the
+/// rest refused with `InsufficientBalance` (and no "database is locked" on SQLite); then the 10
+/// settle concurrently and the books balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_admit_exactly_what_fits() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let amount = 12_345i64;
+    let team_id = new_team(db, 10 * amount).await;
+
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            reserve(&db, &res(&format!("req-{i}"), team_id, amount)).await
+        }));
+    }
+    let (mut ok, mut refused) = (Vec::new(), 0);
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(()) => ok.push(format!("req-{i}")),
+            Err(BillingError::InsufficientBalance) => refused += 1,
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!(ok.len(), 10);
+    assert_eq!(refused, 90);
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(10 * amount), Micros(10 * amount))
+    );
+    assert_books(db).await;
+
+    // Each settles at a cost within its reservation.
+    let usage = io(1_000, 500); // 3000 + 7500 upstream, +15 % markup = 12075
+    let cost = price(&usage, &tariff()).total;
+    assert!(cost.0 <= amount);
+    let mut tasks = Vec::new();
+    for id in ok.clone() {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            settle(&db, &id, &usage, UsageSource::Upstream).await
+        }));
+    }
+    for task in tasks {
+        let s = task.await.unwrap().unwrap();
+        assert_eq!((s.cost, s.already), (cost, false));
+    }
+    let (bal, held) = balance(db, team_id).await.unwrap();
+    assert_eq!(held, Micros(0));
+    assert_eq!(bal, Micros(10 * amount - 10 * cost.0));
+    assert!(bal.0 >= 0);
+    let settled = count(
+        db,
+        "SELECT COUNT(*) FROM reservation WHERE status = 'settled'",
+    )
+    .await;
+    assert_eq!(settled, 10);
+    assert_eq!(
+        count(db, "SELECT COUNT(*) FROM reservation").await,
+        10,
+        "refused requests leave no row"
+    );
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settle_charges_once_sequentially_and_concurrently() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 1_000_000).await;
+    let usage = Usage {
+        input: 2_000,
+        cached_input: 500,
+        cache_write: 100,
+        output: 300,
+        reasoning: 50,
+    };
+    let cost = price(&usage, &tariff()).total;
+
+    reserve(db, &res("seq", team_id, 50_000)).await.unwrap();
+    let first = settle(db, "seq", &usage, UsageSource::Upstream)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Settlement {
+            cost,
+            already: false,
+            status: ReservationStatus::Settled
+        }
+    );
+    // A second call, even with other usage, changes nothing and returns the stored result.
+    let second = settle(db, "seq", &io(1, 1), UsageSource::Estimated)
+        .await
+        .unwrap();
+    assert_eq!(
+        second,
+        Settlement {
+            cost,
+            already: true,
+            status: ReservationStatus::Settled
+        }
+    );
+    assert!(!release(db, "seq").await.unwrap());
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(1_000_000 - cost.0), Micros(0))
+    );
+
+    reserve(db, &res("conc", team_id, 50_000)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            settle(&db, "conc", &usage, UsageSource::Upstream).await
+        }));
+    }
+    let mut fresh = 0;
+    for task in tasks {
+        let s = task.await.unwrap().unwrap();
+        assert_eq!(s.cost, cost);
+        assert_eq!(s.status, ReservationStatus::Settled);
+        if !s.already {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one call settled");
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(1_000_000 - 2 * cost.0), Micros(0))
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM ledger_txn WHERE external_ref = 'usage:conc'"
+        )
+        .await,
+        1
+    );
+    // The stored usage row is the normalized usage with its source and cost.
+    let row = reservation(db, "conc").await.unwrap().unwrap();
+    assert_eq!(row.usage, Some(usage.normalized()));
+    assert_eq!(row.usage_source, Some(UsageSource::Upstream));
+    assert_eq!(row.cost, Some(cost));
+    assert!(row.finished_at.is_some());
+    assert!(matches!(
+        settle(db, "nope", &usage, UsageSource::Upstream).await,
+        Err(BillingError::NotFound(_))
+    ));
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn release_is_idempotent_and_settle_after_release_charges_nothing() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 100_000).await;
+    reserve(db, &res("r1", team_id, 40_000)).await.unwrap();
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(100_000), Micros(40_000))
+    );
+    assert!(release(db, "r1").await.unwrap());
+    assert!(!release(db, "r1").await.unwrap());
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(100_000), Micros(0))
+    );
+    let s = settle(db, "r1", &io(10, 10), UsageSource::Upstream)
+        .await
+        .unwrap();
+    assert_eq!(
+        s,
+        Settlement {
+            cost: Micros(0),
+            already: true,
+            status: ReservationStatus::Released
+        }
+    );
+    assert_eq!(
+        count(db, "SELECT COUNT(*) FROM ledger_txn WHERE kind = 'usage'").await,
+        0
+    );
+    assert!(matches!(
+        release(db, "nope").await,
+        Err(BillingError::NotFound(_))
+    ));
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn reserve_refusals_change_nothing() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 10_000).await;
+    reserve(db, &res("a", team_id, 6_000)).await.unwrap();
+    // Exactly the available balance fits; one more micro does not.
+    assert!(matches!(
+        reserve(db, &res("b", team_id, 4_001)).await,
+        Err(BillingError::InsufficientBalance)
+    ));
+    // A reused request id is refused and its hold rolled back.
+    assert!(matches!(
+        reserve(db, &res("a", team_id, 1_000)).await,
+        Err(BillingError::Duplicate(_))
+    ));
+    assert!(matches!(
+        reserve(db, &res("c", team_id, -1)).await,
+        Err(BillingError::InvalidAmount(_))
+    ));
+    // No account, no credit: refused.
+    assert!(matches!(
+        reserve(db, &res("d", 424_242, 0)).await,
+        Err(BillingError::InsufficientBalance)
+    ));
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(10_000), Micros(6_000))
+    );
+    reserve(db, &res("b", team_id, 4_000)).await.unwrap();
+    // A free request (amount 0) fits even with nothing available.
+    reserve(db, &res("free", team_id, 0)).await.unwrap();
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+/// The actual cost is charged even above the reservation; the balance goes negative by the
+/// overshoot, and no request is admitted until it is topped up.
+#[tokio::test]
+async fn overshoot_is_charged_and_blocks_further_requests() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 10_000).await;
+    reserve(db, &res("big", team_id, 10_000)).await.unwrap();
+    let usage = io(0, 1_000); // 15000 + 2250 markup
+    let s = settle(db, "big", &usage, UsageSource::Upstream)
+        .await
+        .unwrap();
+    assert_eq!(s.cost, Micros(17_250));
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(-7_250), Micros(0))
+    );
+    assert!(matches!(
+        reserve(db, &res("next", team_id, 1)).await,
+        Err(BillingError::InsufficientBalance)
+    ));
+    assert!(matches!(
+        reserve(db, &res("free", team_id, 0)).await,
+        Err(BillingError::InsufficientBalance)
+    ));
+    credit(db, team_id, Micros(8_000), "top-up", Some("topup:x"))
+        .await
+        .unwrap();
+    reserve(db, &res("next", team_id, 750)).await.unwrap();
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn extend_grows_the_hold_within_the_balance() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 10_000).await;
+    reserve(db, &res("s", team_id, 2_000)).await.unwrap();
+    assert_eq!(extend(db, "s", Micros(3_000)).await.unwrap(), Micros(5_000));
+    assert!(matches!(
+        extend(db, "s", Micros(5_001)).await,
+        Err(BillingError::InsufficientBalance)
+    ));
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(10_000), Micros(5_000))
+    );
+    assert_eq!(
+        reservation(db, "s").await.unwrap().unwrap().amount,
+        Micros(5_000)
+    );
+    settle(db, "s", &io(100, 100), UsageSource::Upstream)
+        .await
+        .unwrap();
+    assert!(matches!(
+        extend(db, "s", Micros(1)).await,
+        Err(BillingError::Finished(_))
+    ));
+    assert!(matches!(
+        extend(db, "nope", Micros(1)).await,
+        Err(BillingError::NotFound(_))
+    ));
+    assert_eq!(balance(db, team_id).await.unwrap().1, Micros(0));
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+/// The tariff changes between reserve and settle: the request is charged at the snapshot.
+#[tokio::test]
+async fn price_change_in_flight_charges_the_snapshot() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    catalog::ensure_provider(
+        db,
+        &ProviderSpec {
+            id: "acme",
+            name: "Acme",
+            wire: Wire::OpenAi,
+            base_url: "https://api.acme.test/v1",
+            key_env: None,
+        },
+    )
+    .await
+    .unwrap();
+    catalog::ensure_model(
+        db,
+        &ModelSpec {
+            id: "acme/m1",
+            provider_id: "acme",
+            upstream_model: "m1",
+            kind: ModelKind::Chat,
+            context_window: 128_000,
+            max_output_tokens: Some(4_096),
+            capabilities: Default::default(),
+        },
+        Some(tariff()),
+    )
+    .await
+    .unwrap();
+    let old = catalog::load(db, |_| None)
+        .await
+        .unwrap()
+        .model("acme/m1")
+        .unwrap()
+        .tariff
+        .unwrap();
+    let team_id = new_team(db, 1_000_000).await;
+    let prompt = 2_000;
+    let amount = worst_case(prompt, 1_000, &old, Micros(0));
+    reserve(
+        db,
+        &NewReservation {
+            tariff: old,
+            amount,
+            ..res("in-flight", team_id, 0)
+        },
+    )
+    .await
+    .unwrap();
+
+    // The operator triples the prices while the request runs.
+    sqlx::query(
+        "INSERT INTO tariff (model_id, channel_id, input, cached_input, cache_write, output, reasoning, markup_bps, effective_from, source) \
+         VALUES ('acme/m1', NULL, 9000000, NULL, NULL, 45000000, NULL, 1500, $1, 'admin')",
+    )
+    .bind(now_ms() - 1)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let new = catalog::load(db, |_| None)
+        .await
+        .unwrap()
+        .model("acme/m1")
+        .unwrap()
+        .tariff
+        .unwrap();
+    assert_eq!(new.input, PerMillion(9_000_000));
+
+    let usage = io(prompt, 800);
+    let s = settle(db, "in-flight", &usage, UsageSource::Upstream)
+        .await
+        .unwrap();
+    assert_eq!(s.cost, price(&usage, &old).total);
+    assert_ne!(s.cost, price(&usage, &new).total);
+    assert!(s.cost <= amount);
+    assert_eq!(
+        reservation(db, "in-flight").await.unwrap().unwrap().tariff,
+        old
+    );
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn reaper_settles_checkpointed_and_releases_the_rest_once() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 1_000_000).await;
+    let short = Duration::from_millis(1);
+    let mk = |id: &str, ttl| NewReservation {
+        ttl,
+        prompt_estimate: 1_200,
+        ..res(id, team_id, 100_000)
+    };
+    reserve(db, &mk("streamed", short)).await.unwrap();
+    reserve(db, &mk("silent", short)).await.unwrap();
+    reserve(db, &mk("running", HOUR)).await.unwrap();
+    checkpoint(db, "streamed", 300).await.unwrap();
+    checkpoint(db, "streamed", 200).await.unwrap(); // never goes down
+    checkpoint(db, "running", 50).await.unwrap();
+    assert_eq!(
+        reservation(db, "streamed")
+            .await
+            .unwrap()
+            .unwrap()
+            .checkpoint_output_tokens,
+        300
+    );
+
+    let now = now_ms() + 60_000;
+    let want = price(&io(1_200, 300), &tariff()).total;
+    let report = reap(db, now).await.unwrap();
+    assert_eq!(
+        report,
+        ReapReport {
+            settled: 1,
+            released: 1,
+            charged: want,
+            failed: 0
+        }
+    );
+    let streamed = reservation(db, "streamed").await.unwrap().unwrap();
+    assert_eq!(streamed.status, ReservationStatus::Settled);
+    assert_eq!(streamed.usage_source, Some(UsageSource::Estimated));
+    assert_eq!(streamed.usage, Some(io(1_200, 300)));
+    assert_eq!(streamed.cost, Some(want));
+    assert_eq!(
+        reservation(db, "silent").await.unwrap().unwrap().status,
+        ReservationStatus::Released
+    );
+    assert_eq!(
+        reservation(db, "running").await.unwrap().unwrap().status,
+        ReservationStatus::Reserved
+    );
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(1_000_000 - want.0), Micros(100_000))
+    );
+
+    // Reaping again (or concurrently elsewhere) is a no-op.
+    assert_eq!(reap(db, now).await.unwrap(), ReapReport::default());
+    // A late settlement from the original process finds it done.
+    let late = settle(db, "streamed", &io(1_300, 400), UsageSource::Upstream)
+        .await
+        .unwrap();
+    assert_eq!((late.cost, late.already), (want, true));
+    // Checkpoints after the end are ignored.
+    checkpoint(db, "streamed", 10_000).await.unwrap();
+    assert_eq!(
+        reservation(db, "streamed")
+            .await
+            .unwrap()
+            .unwrap()
+            .checkpoint_output_tokens,
+        300
+    );
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reapers_finish_each_reservation_once() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 10_000_000).await;
+    for i in 0..40 {
+        reserve(
+            db,
+            &NewReservation {
+                ttl: Duration::ZERO,
+                ..res(&format!("c{i}"), team_id, 50_000)
+            },
+        )
+        .await
+        .unwrap();
+        if i % 2 == 0 {
+            checkpoint(db, &format!("c{i}"), 10 + i).await.unwrap();
+        }
+    }
+    let now = now_ms() + 1_000;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move { reap(&db, now).await }));
+    }
+    let (mut settled, mut released, mut charged) = (0, 0, 0);
+    for task in tasks {
+        let r = task.await.unwrap().unwrap();
+        assert_eq!(r.failed, 0);
+        settled += r.settled;
+        released += r.released;
+        charged += r.charged.0;
+    }
+    assert_eq!((settled, released), (20, 20));
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(10_000_000 - charged), Micros(0))
+    );
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn credits_and_debits() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 0).await;
+    let id = credit(
+        db,
+        team_id,
+        Micros(5_000_000),
+        "welcome credit",
+        Some("promo:1"),
+    )
+    .await
+    .unwrap();
+    assert!(id.0 > 0);
+    assert!(matches!(
+        credit(db, team_id, Micros(5_000_000), "again", Some("promo:1")).await,
+        Err(BillingError::Duplicate(r)) if r == "promo:1"
+    ));
+    assert!(matches!(
+        credit(db, team_id, Micros(1), "x", Some("usage:abc")).await,
+        Err(BillingError::InvalidRef(_))
+    ));
+    assert!(matches!(
+        credit(db, team_id, Micros(1), "x", Some("  ")).await,
+        Err(BillingError::InvalidRef(_))
+    ));
+    assert!(matches!(
+        credit(db, team_id, Micros(0), "x", None).await,
+        Err(BillingError::InvalidAmount(_))
+    ));
+    assert!(matches!(
+        credit(db, team_id, Micros(i64::MIN), "x", None).await,
+        Err(BillingError::InvalidAmount(_))
+    ));
+    assert!(matches!(
+        credit(db, 31_337, Micros(1), "x", None).await,
+        Err(BillingError::UnknownTeam(31_337))
+    ));
+    // A debit may take the balance below zero.
+    credit(db, team_id, Micros(-6_000_000), "chargeback", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        balance(db, team_id).await.unwrap(),
+        (Micros(-1_000_000), Micros(0))
+    );
+    let memo: String = sqlx::query_scalar(
+        "SELECT memo FROM ledger_txn WHERE kind = 'adjustment' AND external_ref LIKE 'manual:%'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(memo, "chargeback");
+    let manual: i64 = sqlx::query_scalar(
+        "SELECT balance FROM account WHERE kind = 'manual_adjustment' AND team_id IS NULL",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(manual, 1_000_000);
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn post_refuses_unbalanced_entries() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 0).await;
+    let mut tx = db.begin_write().await.unwrap();
+    let err = post(
+        &mut tx,
+        "adjustment",
+        "bad:1",
+        None,
+        &[
+            Entry {
+                account: AccountRef::Team(team_id),
+                amount: Micros(100),
+            },
+            Entry {
+                account: AccountRef::System(SystemAccount::ManualAdjustment),
+                amount: Micros(-99),
+            },
+        ],
+    )
+    .await;
+    assert!(matches!(err, Err(BillingError::Unbalanced(1))));
+    // Several entries on one account, and zero entries, are fine.
+    post(
+        &mut tx,
+        "adjustment",
+        "ok:1",
+        Some("split"),
+        &[
+            Entry {
+                account: AccountRef::Team(team_id),
+                amount: Micros(60),
+            },
+            Entry {
+                account: AccountRef::Team(team_id),
+                amount: Micros(40),
+            },
+            Entry {
+                account: AccountRef::System(SystemAccount::StripeClearing),
+                amount: Micros(0),
+            },
+            Entry {
+                account: AccountRef::System(SystemAccount::StripeClearing),
+                amount: Micros(-100),
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(balance(db, team_id).await.unwrap().0, Micros(100));
+    assert_eq!(count(db, "SELECT COUNT(*) FROM ledger_entry").await, 3);
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+/// Ledger rows cannot be changed or removed, on either backend.
+#[tokio::test]
+async fn ledger_is_append_only() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 1_000).await;
+    for sql in [
+        "UPDATE ledger_entry SET amount = amount + 1",
+        "UPDATE ledger_entry SET account_id = account_id",
+        "DELETE FROM ledger_entry",
+        "UPDATE ledger_txn SET memo = 'changed'",
+        "DELETE FROM ledger_txn",
+    ] {
+        let err = sqlx::query(sql).execute(db.pool()).await;
+        let msg = format!("{:?}", err.err());
+        assert!(msg.contains("append-only"), "{sql}: {msg}");
+    }
+    if db.backend() == Backend::Postgres {
+        assert!(sqlx::query("TRUNCATE ledger_entry")
+            .execute(db.pool())
+            .await
+            .is_err());
+    }
+    assert_eq!(count(db, "SELECT COUNT(*) FROM ledger_entry").await, 2);
+    assert_eq!(balance(db, team_id).await.unwrap().0, Micros(1_000));
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+/// Tampering outside the posting function is caught: on PostgreSQL an unbalanced
+/// transaction cannot even commit (deferred constraint trigger); on SQLite it commits and the
+/// check reports it. Cached balances and holds edited by hand show up as drift too.
+#[tokio::test]
+async fn check_reports_drift() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team_id = new_team(db, 1_000).await;
+    let account_id: i64 =
+        sqlx::query_scalar("SELECT id FROM account WHERE team_id = $1 AND kind = 'team_balance'")
+            .bind(team_id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+
+    let mut tx = db.begin_write().await.unwrap();
+    let txn_id: i64 = sqlx::query_scalar(
+        "INSERT INTO ledger_txn (kind, external_ref, memo, created_at) VALUES ('adjustment', 'forged:1', NULL, 0) RETURNING id",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO ledger_entry (txn_id, account_id, amount) VALUES ($1, $2, 500)")
+        .bind(txn_id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let committed = tx.commit().await;
+    match db.backend() {
+        Backend::Postgres => {
+            let msg = format!("{:?}", committed.err());
+            assert!(msg.contains("does not balance"), "{msg}");
+            assert!(check(db).await.unwrap().is_empty());
+        }
+        Backend::Sqlite => {
+            committed.unwrap();
+            let drift = check(db).await.unwrap();
+            assert!(drift.contains(&Drift::Unbalanced {
+                txn_id,
+                external_ref: "forged:1".into(),
+                sum: Micros(500)
+            }));
+            assert!(drift.contains(&Drift::Balance {
+                account_id,
+                kind: "team_balance".into(),
+                team_id: Some(team_id),
+                cached: Micros(1_000),
+                computed: Micros(1_500)
+            }));
+            assert_eq!(drift.len(), 2, "{drift:?}");
+        }
+    }
+
+    // A hand-edited hold and a settled request whose cost disagrees with its ledger debit.
+    let other = new_team(db, 50_000).await;
+    sqlx::query("UPDATE account SET held = held + 7 WHERE team_id = $1")
+        .bind(other)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    reserve(db, &res("tampered", other, 1_000)).await.unwrap();
+    let s = settle(db, "tampered", &io(10, 10), UsageSource::Upstream)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE reservation SET cost = cost + 1 WHERE request_id = 'tampered'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let drift = check(db).await.unwrap();
+    assert!(drift.iter().any(|d| matches!(d,
+        Drift::Held { team_id: Some(t), cached: Micros(7), computed: Micros(0), .. } if *t == other)));
+    assert!(drift.contains(&Drift::Usage {
+        request_id: "tampered".into(),
+        status: "settled".into(),
+        cost: Micros(s.cost.0 + 1),
+        charged: s.cost,
+        txns: 1
+    }));
+    for d in &drift {
+        assert!(!d.to_string().is_empty());
+    }
+    t.cleanup().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Property test: random histories keep the books consistent
+// ------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Op {
+    Credit(i64),
+    Reserve {
+        amount: i64,
+        prompt: u64,
+    },
+    Settle {
+        pick: usize,
+        usage: Usage,
+    },
+    SettleAgain {
+        pick: usize,
+    },
+    Release {
+        pick: usize,
+    },
+    Checkpoint {
+        pick: usize,
+        tokens: u64,
+    },
+    /// The process dies: every in-flight request is abandoned, left to the reaper.
+    Crash,
+    Reap,
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let usage = (0u64..8_000, 0u64..=100, 0u64..=100, 0u64..2_000, 0u64..=100).prop_map(
+        |(input, c, w, output, r)| Usage {
+            input,
+            cached_input: input * c / 100,
+            cache_write: input * w / 200,
+            output,
+            reasoning: output * r / 100,
+        },
+    );
+    prop_oneof![
+        2 => (-20_000i64..200_000).prop_filter("non-zero", |a| *a != 0).prop_map(Op::Credit),
+        4 => (0i64..60_000, 0u64..5_000).prop_map(|(amount, prompt)| Op::Reserve { amount, prompt }),
+        3 => (any::<usize>(), usage).prop_map(|(pick, usage)| Op::Settle { pick, usage }),
+        1 => any::<usize>().prop_map(|pick| Op::SettleAgain { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::Release { pick }),
+        2 => (any::<usize>(), 0u64..3_000).prop_map(|(pick, tokens)| Op::Checkpoint { pick, tokens }),
+        1 => Just(Op::Crash),
+        1 => Just(Op::Reap),
+    ]
+}
+
+fn tariff_strategy() -> impl Strategy<Value = Tariff> {
+    (
+        0i64..20_000_000,
+        proptest::option::of(0i64..20_000_000),
+        0i64..80_000_000,
+        0i64..5_000,
+    )
+        .prop_map(|(input, cached, output, markup_bps)| Tariff {
+            input: PerMillion(input),
+            cached_input: cached.map(PerMillion),
+            cache_write: None,
+            output: PerMillion(output),
+            reasoning: None,
+            markup_bps,
+        })
+}
+
+struct Open {
+    id: String,
+    amount: i64,
+    prompt: u64,
+    checkpoint: u64,
+}
+
+/// Runs one history against the database and against a model of what the team's balance and
+/// hold must be, comparing after every step.
+async fn run_history(db: &Db, tariff: Tariff, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let team_id = new_team(db, 0).await;
+    let (mut bal, mut held) = (0i128, 0i128);
+    let mut open: Vec<Open> = Vec::new();
+    let mut crashed: Vec<Open> = Vec::new();
+    let mut done: Vec<(String, Micros)> = Vec::new();
+    let mut n = 0;
+    for op in ops {
+        match op {
+            Op::Credit(a) => {
+                credit(db, team_id, Micros(a), "prop", None)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("credit: {e}")))?;
+                bal += i128::from(a);
+            }
+            Op::Reserve { amount, prompt } => {
+                n += 1;
+                let id = format!("{team_id}-{n}");
+                let r = NewReservation {
+                    request_id: id.clone(),
+                    team_id,
+                    api_key_id: 1,
+                    model: "prop/model".into(),
+                    amount: Micros(amount),
+                    tariff,
+                    ttl: HOUR,
+                    prompt_estimate: prompt,
+                };
+                let fits = bal - held >= i128::from(amount);
+                match reserve(db, &r).await {
+                    Ok(()) => {
+                        prop_assert!(fits, "admitted without room");
+                        held += i128::from(amount);
+                        open.push(Open {
+                            id,
+                            amount,
+                            prompt,
+                            checkpoint: 0,
+                        });
+                    }
+                    Err(BillingError::InsufficientBalance) => {
+                        prop_assert!(!fits, "refused with room")
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("reserve: {e}"))),
+                }
+            }
+            Op::Settle { pick, usage } if !open.is_empty() => {
+                let o = open.swap_remove(pick % open.len());
+                let s = settle(db, &o.id, &usage, UsageSource::Upstream)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("settle: {e}")))?;
+                let want = price(&usage, &tariff).total;
+                prop_assert_eq!(s.cost, want);
+                prop_assert!(!s.already);
+                bal -= i128::from(want.0);
+                held -= i128::from(o.amount);
+                done.push((o.id, want));
+            }
+            Op::SettleAgain { pick } if !done.is_empty() => {
+                let (id, cost) = &done[pick % done.len()];
+                let s = settle(db, id, &io(5, 5), UsageSource::Upstream)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("settle again: {e}")))?;
+                prop_assert!(s.already);
+                prop_assert_eq!(s.cost, *cost);
+            }
+            Op::Release { pick } if !open.is_empty() => {
+                let o = open.swap_remove(pick % open.len());
+                let released = release(db, &o.id)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("release: {e}")))?;
+                prop_assert!(released);
+                held -= i128::from(o.amount);
+                done.push((o.id, Micros(0)));
+            }
+            Op::Checkpoint { pick, tokens } if !open.is_empty() => {
+                let i = pick % open.len();
+                checkpoint(db, &open[i].id, tokens)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("checkpoint: {e}")))?;
+                open[i].checkpoint = open[i].checkpoint.max(tokens);
+            }
+            Op::Crash => crashed.append(&mut open),
+            Op::Reap => {
+                // Far enough ahead that every open reservation has expired.
+                reap(db, now_ms() + 2 * 3_600_000)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("reap: {e}")))?;
+                for o in open.drain(..).chain(crashed.drain(..)) {
+                    let cost = if o.checkpoint > 0 {
+                        price(&io(o.prompt, o.checkpoint), &tariff).total
+                    } else {
+                        Micros(0)
+                    };
+                    bal -= i128::from(cost.0);
+                    held -= i128::from(o.amount);
+                    let row = reservation(db, &o.id).await.ok().flatten();
+                    prop_assert_eq!(row.and_then(|r| r.cost).unwrap_or(Micros(0)), cost);
+                    done.push((o.id, cost));
+                }
+            }
+            _ => {}
+        }
+        let (b, h) = balance(db, team_id)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("balance: {e}")))?;
+        prop_assert_eq!((i128::from(b.0), i128::from(h.0)), (bal, held));
+    }
+    // Leave nothing open for the next case: the reaper finishes it.
+    reap(db, now_ms() + 2 * 3_600_000)
+        .await
+        .map_err(|e| TestCaseError::fail(format!("reap: {e}")))?;
+    prop_assert_eq!(
+        balance(db, team_id).await.ok().map(|x| x.1),
+        Some(Micros(0))
+    );
+    assert_books(db).await;
+    Ok(())
+}
+
+#[test]
+fn random_histories_keep_the_books_consistent() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = rt.block_on(TestDb::new()).unwrap();
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 32,
+        ..ProptestConfig::default()
+    });
+    let strategy = (
+        tariff_strategy(),
+        proptest::collection::vec(op_strategy(), 1..40),
+    );
+    let result = runner.run(&strategy, |(tariff, ops)| {
+        rt.block_on(run_history(&t.db, tariff, ops))
+    });
+    rt.block_on(t.cleanup());
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
