@@ -25,6 +25,9 @@ pub struct Config {
     pub site_root: PathBuf,
     /// Maximum database connections (`WEIR_DB_MAX_CONNECTIONS`).
     pub db_max_connections: u32,
+    /// Reservation cap (`WEIR_MAX_RESERVATION`, dollars) and lifetime
+    /// (`WEIR_RESERVATION_TTL_SECS`).
+    pub billing: crate::gateway::BillingPolicy,
 }
 
 /// A secret that never prints itself.
@@ -53,6 +56,8 @@ struct FileConfig {
     secret: Option<String>,
     site_root: Option<PathBuf>,
     db_max_connections: Option<u32>,
+    max_reservation: Option<String>,
+    reservation_ttl_secs: Option<u64>,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -95,6 +100,19 @@ impl Config {
                 .context("WEIR_DB_MAX_CONNECTIONS must be a positive integer")?,
             None => file.db_max_connections.unwrap_or(16),
         };
+        let mut billing = crate::gateway::BillingPolicy::default();
+        if let Some(v) = var("WEIR_MAX_RESERVATION").or(file.max_reservation) {
+            billing.reservation_cap = weir_core::money::Micros::parse_usd(&v)
+                .context("WEIR_MAX_RESERVATION must be a dollar amount like 10.00")?;
+        }
+        if let Some(v) = var("WEIR_RESERVATION_TTL_SECS")
+            .map(|v| v.parse::<u64>())
+            .transpose()
+            .context("WEIR_RESERVATION_TTL_SECS must be a whole number of seconds")?
+            .or(file.reservation_ttl_secs)
+        {
+            billing.reservation_ttl = std::time::Duration::from_secs(v.max(1));
+        }
         let secret = match var("WEIR_SECRET").or(file.secret) {
             Some(s) if s.len() >= 32 => Secret(s.into_bytes()),
             Some(_) => anyhow::bail!("WEIR_SECRET must be at least 32 characters"),
@@ -107,6 +125,7 @@ impl Config {
             secret,
             site_root,
             db_max_connections,
+            billing,
         })
     }
 }

@@ -8,12 +8,15 @@ use std::path::Path;
 use anyhow::Context;
 use weir_core::{
     auth::{self, Env, KeyVerifier},
+    billing,
     catalog::{self, Capabilities, ChannelSpec, ModelKind, ModelSpec, ProviderSpec, Tariff, Wire},
-    money::PerMillion,
+    money::{Micros, PerMillion},
     team, Db,
 };
 
 pub const TEAM: &str = "demo";
+/// Credit granted to the demo team once: $100.
+pub const DEMO_CREDIT: Micros = Micros(100_000_000);
 
 /// What `install` set up.
 pub struct Demo {
@@ -164,8 +167,14 @@ pub async fn install_catalog(db: &Db, mock_base: &str) -> anyhow::Result<()> {
 /// Makes sure the demo team exists and has a working key: the one kept in
 /// `data_dir/demo-key` when it still verifies, else a new one (written there).
 pub async fn ensure_key(db: &Db, data_dir: &Path, pepper: &[u8]) -> anyhow::Result<String> {
-    if team::find_by_name(db, TEAM).await?.is_none() {
-        team::create(db, TEAM).await?;
+    let team = match team::find_by_name(db, TEAM).await? {
+        Some(t) => t,
+        None => team::create(db, TEAM).await?,
+    };
+    // A one-time grant of demo credit; the reference makes it idempotent across restarts.
+    match billing::credit(db, team.id, DEMO_CREDIT, "demo credit", Some("demo:grant")).await {
+        Ok(_) | Err(billing::BillingError::Duplicate(_)) => {}
+        Err(e) => return Err(e.into()),
     }
     let path = data_dir.join("demo-key");
     if let Ok(text) = std::fs::read_to_string(&path) {

@@ -6,6 +6,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_core::{
     auth::{self, Env},
+    billing,
+    money::Micros,
     team, Db, PoolSettings,
 };
 use weir_server::{startup, Config};
@@ -42,6 +44,23 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9100")]
         listen: SocketAddr,
     },
+    /// Credit (or, with a negative amount, debit) a team's balance through the ledger.
+    Credit {
+        team: String,
+        /// Dollars as a decimal string, e.g. 10.50 or -2.
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long)]
+        reason: String,
+        /// An idempotency reference: crediting twice with it changes nothing.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Ledger maintenance.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
     /// Manage teams.
     Team {
         #[command(subcommand)]
@@ -55,6 +74,12 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum LedgerAction {
+    /// Recompute every balance and hold from the ledger and report drift (exit 1 if any).
+    Check,
+}
+
+#[derive(Subcommand)]
 enum TeamAction {
     /// Create a team.
     Create { name: String },
@@ -62,6 +87,8 @@ enum TeamAction {
     Deactivate { name: String },
     /// Reactivate a team.
     Activate { name: String },
+    /// Show a team's balance and held amount.
+    Balance { name: String },
 }
 
 #[derive(Subcommand)]
@@ -174,7 +201,46 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
                 team::set_active(db, &name, true).await?;
                 println!("team {name:?} activated");
             }
+            TeamAction::Balance { name } => {
+                let t = team::get_by_name(db, &name).await?;
+                let (balance, held) = billing::balance(db, t.id).await?;
+                println!(
+                    "balance {balance} USD, held {held} USD, available {} USD",
+                    Micros(balance.0 - held.0)
+                );
+            }
         },
+        Command::Credit {
+            team: name,
+            amount,
+            reason,
+            reference,
+        } => {
+            let amount = Micros::parse_usd(&amount)?;
+            let t = team::get_by_name(db, &name).await?;
+            match billing::credit(db, t.id, amount, &reason, reference.as_deref()).await {
+                Ok(_) => {}
+                Err(billing::BillingError::Duplicate(r)) => {
+                    println!("already credited with reference {r:?}; nothing changed");
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let (balance, held) = billing::balance(db, t.id).await?;
+            println!("team {name:?}: balance {balance} USD (held {held})");
+        }
+        Command::Ledger {
+            action: LedgerAction::Check,
+        } => {
+            let drift = billing::check(db).await?;
+            if drift.is_empty() {
+                println!("ledger consistent: every balance and hold matches its entries");
+            } else {
+                for d in &drift {
+                    println!("drift: {d}");
+                }
+                anyhow::bail!("{} drift(s) found", drift.len());
+            }
+        }
         Command::Key { action } => match action {
             KeyAction::Create { team, env, name } => {
                 let env: Env = env.parse()?;

@@ -100,10 +100,12 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         timeouts,
         health: Default::default(),
         log,
+        billing: config.billing.clone(),
     });
     let watchers = vec![
         verifier.spawn_epoch_watcher(),
         gateway::spawn_catalog_watcher(gateway.clone()),
+        gateway::spawn_reaper(gateway.clone()),
     ];
     let state = AppState::new(db, gateway.clone(), config);
     Ok(Prepared {

@@ -1,13 +1,22 @@
 //! The per-request finaliser: what runs exactly once at the end of every gateway request,
 //! however it ends (success, error, client gone, upstream broken). It is consumed by
 //! [`Finaliser::finish`]; if it is dropped unfinished (the client went away while the handler
-//! was waiting), `Drop` records the request as cancelled. This is where billing settles.
+//! was waiting), `Drop` records the request as cancelled.
+//!
+//! Billing: a request that holds a reservation is settled at its measured usage, or released
+//! when nothing billable happened (no tokens produced: a failure before any output, or a
+//! client that left before the first byte — the prompt is charged only if the upstream
+//! produced tokens). Settlement runs in a detached task with retries, independent of the
+//! client connection; `settle` and `release` are idempotent, and the reaper covers a crash.
 
 use std::{sync::Arc, time::Instant};
 
 use weir_core::{
     auth::Caller,
+    billing,
+    catalog::Tariff,
     metering::{RequestRecord, UsageSource},
+    money::Micros,
 };
 
 use super::Gateway;
@@ -79,6 +88,23 @@ pub struct Finaliser {
     pub attempts: u32,
     pub stream: bool,
     pub ttfb: Option<Instant>,
+    /// The price snapshot of this request's reservation, once one is held.
+    pub reserved: Option<Tariff>,
+}
+
+/// The charge for `usage` at the reserved price snapshot (what settlement will post).
+pub fn cost_of(tariff: &Tariff, usage: &Usage) -> Micros {
+    billing::price(&billing_usage(usage), tariff).total
+}
+
+fn billing_usage(u: &Usage) -> billing::Usage {
+    billing::Usage {
+        input: u.input,
+        cached_input: u.cached_input,
+        cache_write: u.cache_write,
+        output: u.output,
+        reasoning: u.reasoning,
+    }
 }
 
 impl Finaliser {
@@ -102,7 +128,15 @@ impl Finaliser {
             attempts: 0,
             stream: false,
             ttfb: None,
+            reserved: None,
         }
+    }
+
+    /// The request id and the caller's team and key ids.
+    pub fn identity(&self) -> Option<(&str, i64, i64)> {
+        self.pending
+            .as_ref()
+            .map(|p| (p.request_id.as_str(), p.caller.team_id, p.caller.api_key_id))
     }
 
     /// Records the end of the request. Consumes the finaliser, so it can run only once.
@@ -137,6 +171,15 @@ impl Finaliser {
             created_at: weir_core::db::now_ms(),
         };
         tracing::debug!(request_id = %rec.request_id, status = rec.status, "request finished");
+        if self.reserved.take().is_some() {
+            let billable = o.source != UsageSource::None && u.total() > 0;
+            tokio::spawn(settle_or_release(
+                p.gw.clone(),
+                rec.request_id.clone(),
+                billable.then(|| billing_usage(&u)),
+                o.source,
+            ));
+        }
         p.gw.log.send(rec);
     }
 }
@@ -152,4 +195,32 @@ impl Drop for Finaliser {
             });
         }
     }
+}
+
+/// Settles (or releases) a reservation, retrying database failures: both operations are
+/// idempotent, and the reaper finishes the job if this process dies first.
+async fn settle_or_release(
+    gw: Arc<Gateway>,
+    request_id: String,
+    usage: Option<billing::Usage>,
+    source: UsageSource,
+) {
+    let mut delay = std::time::Duration::from_millis(100);
+    for attempt in 0..10 {
+        let res = match &usage {
+            Some(u) => billing::settle(&gw.db, &request_id, u, source)
+                .await
+                .map(|_| ()),
+            None => billing::release(&gw.db, &request_id).await.map(|_| ()),
+        };
+        match res {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(%request_id, attempt, error = %e, "settlement failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    }
+    tracing::error!(%request_id, "settlement abandoned after retries; the reaper will finish it");
 }

@@ -30,6 +30,47 @@ pub struct Gateway {
     pub timeouts: Timeouts,
     pub health: health::ChannelHealth,
     pub log: log::LogSender,
+    pub billing: BillingPolicy,
+}
+
+/// How much a request may hold, and for how long, before it is settled.
+#[derive(Clone, Debug)]
+pub struct BillingPolicy {
+    /// Largest amount one request reserves (a huge `max_tokens` must not lock a balance).
+    pub reservation_cap: weir_core::money::Micros,
+    /// How long a reservation lives before the reaper finishes it; longer than any request.
+    pub reservation_ttl: std::time::Duration,
+}
+
+impl Default for BillingPolicy {
+    fn default() -> Self {
+        BillingPolicy {
+            reservation_cap: weir_core::money::Micros(10_000_000),
+            reservation_ttl: std::time::Duration::from_secs(40 * 60),
+        }
+    }
+}
+
+/// Finishes reservations whose time ran out (after a crash), at start-up and every minute.
+pub fn spawn_reaper(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match weir_core::billing::reap(&gw.db, weir_core::db::now_ms()).await {
+                Ok(r) if r.settled + r.released > 0 => {
+                    tracing::info!(
+                        settled = r.settled,
+                        released = r.released,
+                        "reaped expired reservations"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reaper failed"),
+            }
+        }
+    })
 }
 
 /// The current catalog snapshot, swapped whole when the catalog changes.

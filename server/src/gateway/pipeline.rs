@@ -24,12 +24,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use weir_core::{
     auth::{Caller, VerifyError},
+    billing::{self, BillingError},
     catalog::{ModelKind, Target, Wire},
     metering::UsageSource,
 };
 
 use super::{
-    finish::{Finaliser, Outcome},
+    finish::{cost_of, Finaliser, Outcome},
     Gateway,
 };
 use crate::{
@@ -47,6 +48,13 @@ pub const MAX_ATTEMPTS: usize = 3;
 
 pub fn new_request_id() -> String {
     format!("req_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// `x-weir-cost`: what the request cost, in US dollars.
+fn set_cost_header(resp: &mut Response, cost: weir_core::money::Micros) {
+    if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
+        resp.headers_mut().insert("x-weir-cost", v);
+    }
 }
 
 pub fn with_request_id(mut resp: Response, id: &str) -> Response {
@@ -159,6 +167,64 @@ pub async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Caller, G
 /// The client's format for this surface.
 const CLIENT: WireFormat = WireFormat::OpenAiChat;
 
+/// Holds the worst-case cost of the request before any upstream call, in one guarded update
+/// (RELIABILITY.md §3). The worst case is taken over every candidate, so failover never needs
+/// more than was held; the first candidate's tariff is the price snapshot settled against.
+async fn reserve(
+    gw: &Gateway,
+    fin: &mut Finaliser,
+    targets: &[Target],
+    prompt_estimate: u64,
+    max_output: Option<u32>,
+) -> Result<(), GatewayError> {
+    let Some((request_id, team_id, api_key_id)) = fin.identity() else {
+        return Ok(());
+    };
+    let tariff_of = |t: &Target| t.model.tariff.unwrap_or_default();
+    let amount = targets
+        .iter()
+        .map(|t| {
+            let out = max_output.or(t.model.max_output_tokens).unwrap_or(4096);
+            billing::worst_case(
+                prompt_estimate,
+                u64::from(out),
+                &tariff_of(t),
+                gw.billing.reservation_cap,
+            )
+        })
+        .max()
+        .unwrap_or_default();
+    let tariff = targets.first().map(tariff_of).unwrap_or_default();
+    let r = billing::NewReservation {
+        request_id: request_id.to_owned(),
+        team_id,
+        api_key_id,
+        model: fin.model.clone(),
+        amount,
+        tariff,
+        ttl: gw.billing.reservation_ttl,
+        prompt_estimate,
+    };
+    match billing::reserve(&gw.db, &r).await {
+        Ok(()) => {
+            fin.reserved = Some(tariff);
+            Ok(())
+        }
+        Err(BillingError::InsufficientBalance) => Err(GatewayError::new(
+            ErrorKind::InsufficientBalance,
+            format!(
+                "Your team's available balance does not cover this request (up to ${amount} reserved). Top up, or lower max_tokens."
+            ),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "reservation failed");
+            // Fail closed: nothing is served unbilled.
+            Err(GatewayError::new(ErrorKind::Unavailable, "Billing is temporarily unavailable.")
+                .with_retry_after(Some(1)))
+        }
+    }
+}
+
 /// The steps every API request starts with: read the whole body, then verify the key. On
 /// success the caller gets a finaliser for the request; on failure, the error response.
 async fn admit(
@@ -242,6 +308,7 @@ async fn chat_attempts(
         .with_retry_after(Some(5)));
     }
     let prompt_estimate = tokens::estimate_prompt(&req);
+    reserve(gw, fin, &plan, prompt_estimate, req.max_output_tokens).await?;
     let mut last: Option<GatewayError> = None;
     for target in plan.into_iter().take(MAX_ATTEMPTS) {
         fin.attempts += 1;
@@ -259,7 +326,7 @@ async fn chat_attempts(
                     .await
                     .map(|job| ChatReply::Stream(Box::new(job)))
             }
-            Ok(resp) => complete(gw, &target, resp, request_id).await,
+            Ok(resp) => complete(gw, &target, resp, request_id, fin.reserved.as_ref()).await,
             Err(e) => Err(e),
         };
         match result {
@@ -292,6 +359,7 @@ async fn complete(
     target: &Target,
     resp: reqwest::Response,
     request_id: &str,
+    tariff: Option<&weir_core::catalog::Tariff>,
 ) -> Result<ChatReply, GatewayError> {
     let body = upstream::read_body(resp, &gw.timeouts)
         .await
@@ -319,11 +387,14 @@ async fn complete(
         Some(u) => Outcome::ok(u, UsageSource::Upstream),
         None => Outcome::ok(Usage::default(), UsageSource::None),
     };
-    let response = Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(bytes))
         .map_err(|_| GatewayError::internal("could not build the response"))?;
+    if let Some(t) = tariff {
+        set_cost_header(&mut response, cost_of(t, &outcome.usage));
+    }
     Ok(ChatReply::Done { response, outcome })
 }
 
@@ -544,6 +615,33 @@ fn start_stream(gw: Arc<Gateway>, fin: Finaliser, job: StreamJob) -> Response {
     resp
 }
 
+/// How often a stream records its output so far, for the reaper after a crash.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Relays the upstream's usage chunk with the request's cost added (`usage.cost_usd`, a
+/// decimal string of US dollars that SDKs ignore).
+fn relay_usage_with_cost(
+    data: &str,
+    tariff: &weir_core::catalog::Tariff,
+    meter: &Meter,
+    out: &mut BytesMut,
+) {
+    match serde_json::from_str::<Value>(data) {
+        Ok(mut v) => {
+            let cost = cost_of(tariff, &meter.usage().0);
+            if let Some(Value::Object(u)) = v.get_mut("usage") {
+                u.insert("cost_usd".into(), cost.to_string().into());
+            }
+            openai_chat::write_data(&v, out);
+        }
+        Err(_) => {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(data.as_bytes());
+            out.extend_from_slice(b"\n\n");
+        }
+    }
+}
+
 /// Writes a terminal error chunk in the OpenAI stream format.
 fn error_chunk(message: &str, ty: &str, out: &mut BytesMut) {
     openai_chat::write_data(
@@ -565,6 +663,8 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
     let mut out = BytesMut::new();
     let mut pending = Some(first);
     let mut saw_done = false;
+    let tariff = fin.reserved;
+    let mut last_checkpoint = Instant::now();
     let end = loop {
         let ev = match pending.take() {
             Some(ev) => ev,
@@ -612,10 +712,16 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
                 if kind == openai_chat::ChunkKind::Done {
                     saw_done = true;
                 }
-                if kind != openai_chat::ChunkKind::UsageOnly || *include_usage {
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(ev.data.as_bytes());
-                    out.extend_from_slice(b"\n\n");
+                match (kind, tariff, *include_usage) {
+                    (openai_chat::ChunkKind::UsageOnly, _, false) => {}
+                    (openai_chat::ChunkKind::UsageOnly, Some(t), true) => {
+                        relay_usage_with_cost(&ev.data, &t, &meter, &mut out)
+                    }
+                    _ => {
+                        out.extend_from_slice(b"data: ");
+                        out.extend_from_slice(ev.data.as_bytes());
+                        out.extend_from_slice(b"\n\n");
+                    }
                 }
             }
             Render::Translate(t) => {
@@ -635,6 +741,16 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
         if meter.upstream_error {
             break StreamEnd::UpstreamError;
         }
+        if tariff.is_some() && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            last_checkpoint = Instant::now();
+            if let Some((id, _, _)) = fin.identity() {
+                let (db, id, out_tokens) =
+                    (gw.db.clone(), id.to_owned(), meter.output_bytes.div_ceil(4));
+                tokio::spawn(async move {
+                    let _ = billing::checkpoint(&db, &id, out_tokens).await;
+                });
+            }
+        }
         if saw_done {
             break StreamEnd::Normal;
         }
@@ -643,7 +759,17 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
         match &mut render {
             Render::Relay { .. } if !saw_done => out.extend_from_slice(b"data: [DONE]\n\n"),
             Render::Relay { .. } => {}
-            Render::Translate(t) => t.encoder.finish(&mut out),
+            Render::Translate(t) => {
+                if let Some(tariff) = &tariff {
+                    let mut extra = serde_json::Map::new();
+                    extra.insert(
+                        "cost_usd".into(),
+                        cost_of(tariff, &meter.usage().0).to_string().into(),
+                    );
+                    t.encoder.set_usage_extra(extra);
+                }
+                t.encoder.finish(&mut out)
+            }
         }
     }
     if !out.is_empty() && end != StreamEnd::ClientGone {
@@ -715,8 +841,16 @@ async fn embeddings_attempts(
     let targets = snapshot
         .resolve(&req.model, ModelKind::Embedding)
         .ok_or_else(|| GatewayError::model_not_found(&req.model))?;
+    let plan = gw.health.plan(targets);
+    let estimate = match &req.input {
+        crate::canonical::EmbeddingInput::Texts(t) => {
+            t.iter().map(|s| tokens::estimate_text(s)).sum()
+        }
+        crate::canonical::EmbeddingInput::Tokens(t) => t.iter().map(|x| x.len() as u64).sum(),
+    };
+    reserve(gw, fin, &plan, estimate, Some(0)).await?;
     let mut last = None;
-    for target in gw.health.plan(targets).into_iter().take(MAX_ATTEMPTS) {
+    for target in plan.into_iter().take(MAX_ATTEMPTS) {
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
         let out = upstream::embeddings_request(&target, &req)?;
@@ -732,11 +866,14 @@ async fn embeddings_attempts(
         match result {
             Ok((body, usage)) => {
                 gw.health.record_success(target.channel.id);
-                let response = Response::builder()
+                let mut response = Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(Body::from(body))
                     .map_err(|_| GatewayError::internal("could not build the response"))?;
+                if let Some(t) = &fin.reserved {
+                    set_cost_header(&mut response, cost_of(t, &usage));
+                }
                 return Ok((response, usage));
             }
             Err(e) => {
