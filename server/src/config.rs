@@ -28,6 +28,8 @@ pub struct Config {
     /// Reservation cap (`WEIR_MAX_RESERVATION`, dollars) and lifetime
     /// (`WEIR_RESERVATION_TTL_SECS`).
     pub billing: crate::gateway::BillingPolicy,
+    /// Upstream deadlines (`WEIR_UPSTREAM_FIRST_BYTE_SECS`, `WEIR_UPSTREAM_IDLE_SECS`).
+    pub timeouts: crate::upstream::Timeouts,
 }
 
 /// A secret that never prints itself.
@@ -113,6 +115,22 @@ impl Config {
         {
             billing.reservation_ttl = std::time::Duration::from_secs(v.max(1));
         }
+        let mut timeouts = crate::upstream::Timeouts::default();
+        let secs = |name: &str| -> anyhow::Result<Option<std::time::Duration>> {
+            var(name)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map(|s| std::time::Duration::from_secs(s.max(1)))
+                })
+                .transpose()
+                .with_context(|| format!("{name} must be a whole number of seconds"))
+        };
+        if let Some(d) = secs("WEIR_UPSTREAM_FIRST_BYTE_SECS")? {
+            timeouts.first_byte = d;
+        }
+        if let Some(d) = secs("WEIR_UPSTREAM_IDLE_SECS")? {
+            timeouts.idle = d;
+        }
         let secret = match var("WEIR_SECRET").or(file.secret) {
             Some(s) if s.len() >= 32 => Secret(s.into_bytes()),
             Some(_) => anyhow::bail!("WEIR_SECRET must be at least 32 characters"),
@@ -126,6 +144,7 @@ impl Config {
             site_root,
             db_max_connections,
             billing,
+            timeouts,
         })
     }
 }

@@ -15,7 +15,7 @@ use crate::{
     config::Config,
     gateway::{self, CatalogHandle, Gateway},
     http::AppState,
-    upstream::{self, Timeouts},
+    upstream,
 };
 
 /// A prepared server: its state and the background tasks to stop on shutdown.
@@ -89,7 +89,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
     let verifier = KeyVerifier::new(db.clone(), config.secret.expose());
     verifier.poll_epoch().await?;
     let catalog = CatalogHandle::load(db.clone()).await?;
-    let timeouts = Timeouts::default();
+    let timeouts = config.timeouts.clone();
     let http = upstream::client(&timeouts).context("building the HTTP client")?;
     let (log, log_task) = gateway::log::spawn(db.clone());
     let gateway = Arc::new(Gateway {

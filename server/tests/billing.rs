@@ -190,3 +190,77 @@ async fn insufficient_balance_is_402_and_never_overdrawn() {
     assert!(billing::check(&app.db).await.unwrap().is_empty());
     app.stop().await;
 }
+
+/// Each way a stream can end, and what is billed (README "Billing policy").
+#[tokio::test]
+async fn every_stream_ending_is_billed_by_the_policy() {
+    let app = TestApp::spawn_with(&[("WEIR_UPSTREAM_IDLE_SECS", "1")]).await;
+    let cases = [
+        // (directive, expect settled?, expected usage source)
+        ("", "settled", "upstream"),
+        ("[[mock no_usage]]", "settled", "estimated"),
+        ("[[mock words=20 reset_after=5]]", "settled", "estimated"),
+        ("[[mock words=20 error_after=5]]", "settled", "estimated"),
+        ("[[mock words=20 stall_after=5]]", "settled", "estimated"),
+    ];
+    for model in ["demo/echo", "demo/claude-echo"] {
+        for (directive, status, source) in cases {
+            let before = reservations(&app).await.len();
+            let body = json!({"model": model, "stream": true, "stream_options": {"include_usage": true},
+                "messages": [{"role": "user", "content": format!("{directive} one two three")}]});
+            let r = app.post("/v1/chat/completions", &body).await;
+            assert_eq!(r.status(), 200, "{model} {directive}");
+            let events = sse(r).await;
+            if !directive.is_empty() && directive != "[[mock no_usage]]" {
+                let last: Value =
+                    serde_json::from_str(&events.last().unwrap().1).unwrap_or(Value::Null);
+                assert!(
+                    last.get("error").is_some(),
+                    "{model} {directive}: a terminal error event, got {events:?}"
+                );
+            }
+            let rows = wait_settled(&app, before + 1).await;
+            let id = &rows[before].0;
+            let row = sqlx::query("SELECT status, usage_source, output_tokens, cost FROM reservation WHERE request_id = $1")
+                .bind(id).fetch_one(app.db.pool()).await.unwrap();
+            let (st, src): (String, Option<String>) = (row.get("status"), row.get("usage_source"));
+            assert_eq!(
+                (st.as_str(), src.as_deref()),
+                (status, Some(source)),
+                "{model} {directive}"
+            );
+            assert!(
+                row.get::<Option<i64>, _>("output_tokens").unwrap_or(0) > 0,
+                "{model} {directive}: never zero once output was delivered"
+            );
+            assert!(row.get::<Option<i64>, _>("cost").unwrap_or(0) > 0);
+        }
+    }
+    // A client that leaves mid-stream: the partial output is billed, estimated.
+    let before = reservations(&app).await.len();
+    let body = json!({"model": "demo/echo", "stream": true, "messages": [{"role": "user", "content": "[[mock words=500 chunk_delay_ms=10]] go"}]});
+    let mut r = app.post("/v1/chat/completions", &body).await;
+    let _ = r.chunk().await.unwrap();
+    let _ = r.chunk().await.unwrap();
+    drop(r);
+    let rows = wait_settled(&app, before + 1).await;
+    let row = sqlx::query(
+        "SELECT status, usage_source, output_tokens FROM reservation WHERE request_id = $1",
+    )
+    .bind(&rows[before].0)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(row.get::<String, _>("status"), "settled");
+    assert_eq!(
+        row.get::<Option<String>, _>("usage_source").as_deref(),
+        Some("estimated")
+    );
+    let out: i64 = row.get::<Option<i64>, _>("output_tokens").unwrap_or(0);
+    assert!(
+        out > 0 && out < 500,
+        "only what was streamed before the client left: {out}"
+    );
+    assert!(billing::check(&app.db).await.unwrap().is_empty());
+    app.stop().await;
+}

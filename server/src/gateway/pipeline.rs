@@ -525,7 +525,11 @@ fn decode_event(
 /// Counts what a stream delivered, for billing when the upstream reports no usage.
 struct Meter {
     prompt_estimate: u64,
-    reported: Option<Usage>,
+    /// A usage report seen after the finish event: the upstream's final count.
+    final_report: Option<Usage>,
+    /// A report seen before the finish (Anthropic's `message_start`): its input count is
+    /// real, its output count provisional.
+    early_report: Option<Usage>,
     output_bytes: u64,
     finished: bool,
     upstream_error: bool,
@@ -535,7 +539,8 @@ impl Meter {
     fn new(prompt_estimate: u64) -> Meter {
         Meter {
             prompt_estimate,
-            reported: None,
+            final_report: None,
+            early_report: None,
             output_bytes: 0,
             finished: false,
             upstream_error: false,
@@ -551,7 +556,8 @@ impl Meter {
             StreamEvent::ToolArgsDelta { fragment, .. } => {
                 self.output_bytes += fragment.len() as u64
             }
-            StreamEvent::Usage(u) => self.reported = Some(*u),
+            StreamEvent::Usage(u) if self.finished => self.final_report = Some(*u),
+            StreamEvent::Usage(u) => self.early_report = Some(*u),
             StreamEvent::Finish(_) => self.finished = true,
             StreamEvent::Error { .. } => self.upstream_error = true,
             StreamEvent::Start { .. }
@@ -560,10 +566,12 @@ impl Meter {
         }
     }
 
-    /// The usage to bill: the upstream's report when there is one; otherwise Weir's own count
-    /// (prompt estimate plus counted output), never zero once output was delivered.
+    /// The usage to bill (README, "Billing policy"): the upstream's final report when the
+    /// stream delivered one; otherwise Weir's own count — the upstream's input count if it
+    /// gave one, else the prompt estimate, plus the streamed output at four bytes per token —
+    /// marked estimated, and never zero once output was delivered.
     fn usage(&self) -> (Usage, UsageSource) {
-        if let Some(u) = self.reported {
+        if let Some(u) = self.final_report {
             if u.output > 0 || self.output_bytes == 0 {
                 return (u, UsageSource::Upstream);
             }
@@ -571,15 +579,17 @@ impl Meter {
         if self.output_bytes == 0 {
             return (Usage::default(), UsageSource::None);
         }
-        let input = self
-            .reported
-            .map_or(self.prompt_estimate, |u| u.input.max(self.prompt_estimate));
+        let known = self.final_report.or(self.early_report);
+        let input = known.map_or(self.prompt_estimate, |u| u.input);
+        let (cached_input, cache_write) = known.map_or((0, 0), |u| (u.cached_input, u.cache_write));
         let output = self.output_bytes.div_ceil(4);
         (
             Usage {
                 input,
+                cached_input,
+                cache_write,
                 output,
-                ..Usage::default()
+                reasoning: 0,
             },
             UsageSource::Estimated,
         )

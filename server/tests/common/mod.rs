@@ -23,6 +23,15 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(&[]).await
+    }
+
+    /// Like `spawn`, with extra configuration variables (e.g. short timeouts).
+    pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let test_db = TestDb::new().await.expect("test database");
         let db = test_db.db.clone();
         let data = tempfile::tempdir().unwrap();
@@ -31,7 +40,7 @@ impl TestApp {
         let config = Config::load_from(|k| match k {
             "WEIR_DATA_DIR" => Some(data_dir.clone()),
             "WEIR_LISTEN" => Some("127.0.0.1:0".into()),
-            _ => None,
+            _ => vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
         })
         .unwrap();
         let demo = demo::install(&db, &mock.base_url(), data.path(), config.secret.expose())
