@@ -5,3 +5,6 @@ pub mod anthropic;
 pub mod json;
 pub mod openai_chat;
 pub mod openai_embeddings;
+
+#[cfg(test)]
+mod fuzz_tests;
