@@ -9,10 +9,10 @@ pub fn SiteHeader() -> impl IntoView {
     view! {
         <header class="site-header">
             <div class="container header-inner">
-                <A href="/" {..} class="wordmark" aria-label="Weir home">
+                <a href="/" class="wordmark" aria-label="Weir home">
                     <img src="/favicon.svg" alt="" width="28" height="28"/>
                     <span>"Weir"</span>
-                </A>
+                </a>
                 <nav class="site-nav" aria-label="Main">
                     <A href="/" exact=true>
                         "Home"
