@@ -3,10 +3,18 @@ import path from 'node:path';
 
 const SCREENSHOTS = path.join(__dirname, '..', 'screenshots');
 
-/** Collects uncaught page errors (a broken wasm shows up here) so each test can assert none. */
-function trackPageErrors(page: Page): Error[] {
-  const errors: Error[] = [];
-  page.on('pageerror', (error) => errors.push(error));
+/**
+ * Collects uncaught page errors (a broken wasm shows up here) and failed loads of assets
+ * (favicon, CSS, JS, wasm), so each test can assert there were none.
+ */
+function trackPageErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+  page.on('response', (response) => {
+    if (response.status() >= 400 && response.request().resourceType() !== 'document') {
+      errors.push(`HTTP ${response.status()} for ${response.url()}`);
+    }
+  });
   return errors;
 }
 
