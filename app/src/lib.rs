@@ -1,11 +1,20 @@
 //! Weir console: the Leptos application shared by the server (SSR) and the browser (hydrate).
 #![recursion_limit = "256"]
 
+mod layout;
+mod pages;
+mod quickstart;
+
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::{
     components::{Route, Router, Routes},
     StaticSegment,
+};
+
+use crate::{
+    layout::{SiteFooter, SiteHeader},
+    pages::{HomePage, NotFoundPage, PricingPage},
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -16,6 +25,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta
+                    name="description"
+                    content="Weir: a self-hostable LLM API gateway with prepaid, metered billing."
+                />
+                <meta name="theme-color" content="#4338ca"/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -27,27 +42,22 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The console: layout around the routed pages. Unknown paths render [`NotFoundPage`].
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
         <Stylesheet id="leptos" href="/pkg/weir.css"/>
-        <Title text="Weir"/>
         <Router>
-            <main>
-                <Routes fallback=|| "Page not found.".into_view()>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <SiteHeader/>
+            <main id="main" class="site-main">
+                <Routes fallback=|| view! { <NotFoundPage/> }>
                     <Route path=StaticSegment("") view=HomePage/>
+                    <Route path=StaticSegment("pricing") view=PricingPage/>
                 </Routes>
             </main>
+            <SiteFooter/>
         </Router>
-    }
-}
-
-#[component]
-fn HomePage() -> impl IntoView {
-    let count = RwSignal::new(0);
-    view! {
-        <h1>"Weir"</h1>
-        <button on:click=move |_| *count.write() += 1>"Clicked: " {count}</button>
     }
 }
