@@ -123,11 +123,14 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-/// One way to serve a request: a model on a channel.
+/// One way to serve a request: a model on a channel, at that pair's tariff.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub model: Arc<Model>,
     pub channel: Arc<Channel>,
+    /// The tariff in force for this model on this channel: the channel's own when it has
+    /// one, else the model's.
+    pub tariff: Option<Tariff>,
 }
 
 /// An immutable view of the catalog, cheap to share.
@@ -138,14 +141,25 @@ pub struct Snapshot {
     by_upstream: HashMap<String, Vec<String>>,
     codenames: HashMap<String, Vec<String>>,
     channels: HashMap<String, Vec<Arc<Channel>>>,
+    /// Tariffs that apply to one model on one channel only.
+    channel_tariffs: HashMap<(String, i64), Tariff>,
+    /// When the next scheduled tariff version takes effect (Unix ms): reload then.
+    pub next_tariff_change: Option<i64>,
 }
 
 impl Snapshot {
     fn targets_of(&self, model: &Arc<Model>, out: &mut Vec<Target>) {
         if let Some(chs) = self.channels.get(&model.provider_id) {
-            out.extend(chs.iter().map(|c| Target {
-                model: model.clone(),
-                channel: c.clone(),
+            out.extend(chs.iter().map(|c| {
+                Target {
+                    model: model.clone(),
+                    channel: c.clone(),
+                    tariff: self
+                        .channel_tariffs
+                        .get(&(model.id.clone(), c.id))
+                        .copied()
+                        .or(model.tariff),
+                }
             }));
         }
     }
@@ -240,9 +254,10 @@ impl From<sqlx::Error> for CatalogError {
 pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snapshot, CatalogError> {
     let now = now_ms();
     let mut tariffs: HashMap<String, Tariff> = HashMap::new();
+    let mut channel_tariffs: HashMap<(String, i64), Tariff> = HashMap::new();
     let rows = sqlx::query(
-        "SELECT model_id, input, cached_input, cache_write, output, reasoning, markup_bps \
-         FROM tariff WHERE channel_id IS NULL AND effective_from <= $1 ORDER BY model_id, effective_from, id",
+        "SELECT model_id, channel_id, input, cached_input, cache_write, output, reasoning, markup_bps \
+         FROM tariff WHERE effective_from <= $1 ORDER BY model_id, effective_from, id",
     )
     .bind(now)
     .fetch_all(db.pool())
@@ -251,21 +266,32 @@ pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snaps
         let opt = |k: &str| -> Result<Option<PerMillion>, sqlx::Error> {
             Ok(r.try_get::<Option<i64>, _>(k)?.map(PerMillion))
         };
-        // Rows come oldest first, so the last insert per model is the tariff in force.
-        tariffs.insert(
-            r.try_get("model_id")?,
-            Tariff {
-                input: PerMillion(r.try_get("input")?),
-                cached_input: opt("cached_input")?,
-                cache_write: opt("cache_write")?,
-                output: PerMillion(r.try_get("output")?),
-                reasoning: opt("reasoning")?,
-                markup_bps: r.try_get("markup_bps")?,
-            },
-        );
+        let tariff = Tariff {
+            input: PerMillion(r.try_get("input")?),
+            cached_input: opt("cached_input")?,
+            cache_write: opt("cache_write")?,
+            output: PerMillion(r.try_get("output")?),
+            reasoning: opt("reasoning")?,
+            markup_bps: r.try_get("markup_bps")?,
+        };
+        // Rows come oldest first, so the last insert per key is the tariff in force.
+        let model_id: String = r.try_get("model_id")?;
+        match r.try_get::<Option<i64>, _>("channel_id")? {
+            Some(ch) => channel_tariffs.insert((model_id, ch), tariff),
+            None => tariffs.insert(model_id, tariff),
+        };
     }
 
-    let mut snap = Snapshot::default();
+    let next_tariff_change: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(effective_from) FROM tariff WHERE effective_from > $1")
+            .bind(now)
+            .fetch_one(db.pool())
+            .await?;
+    let mut snap = Snapshot {
+        channel_tariffs,
+        next_tariff_change,
+        ..Snapshot::default()
+    };
     let rows = sqlx::query(
         "SELECT id, provider_id, upstream_model, kind, context_window, max_output_tokens, capabilities, created_at \
          FROM model WHERE enabled = 1",
@@ -502,6 +528,37 @@ pub async fn ensure_codename(
     Ok(())
 }
 
+/// Adds a tariff version for a model (or for the model on one channel) that takes effect at
+/// `effective_from` (Unix ms). Earlier versions stay for the record; requests already admitted
+/// keep the price snapshot they were reserved at.
+pub async fn add_tariff(
+    db: &Db,
+    model_id: &str,
+    channel_id: Option<i64>,
+    t: &Tariff,
+    effective_from: i64,
+    source: &str,
+) -> Result<(), CatalogError> {
+    sqlx::query(
+        "INSERT INTO tariff (model_id, channel_id, input, cached_input, cache_write, output, reasoning, markup_bps, effective_from, source) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(model_id)
+    .bind(channel_id)
+    .bind(t.input.0)
+    .bind(t.cached_input.map(|p| p.0))
+    .bind(t.cache_write.map(|p| p.0))
+    .bind(t.output.0)
+    .bind(t.reasoning.map(|p| p.0))
+    .bind(t.markup_bps)
+    .bind(effective_from)
+    .bind(source)
+    .execute(db.pool())
+    .await?;
+    bump_epoch(db).await?;
+    Ok(())
+}
+
 // ------------------------------------------------------------------------------------------
 // The seed file
 // ------------------------------------------------------------------------------------------
@@ -702,6 +759,48 @@ mod tests {
             .is_some());
         assert!(snap.resolve("nope/nothing", ModelKind::Chat).is_none());
         assert!(read_epoch(db).await.unwrap() >= 3);
+
+        // A channel-specific tariff wins for that channel; a future version is not yet in force.
+        let ch = got[0].channel.id;
+        let special = Tariff {
+            input: PerMillion(7),
+            output: PerMillion(9),
+            markup_bps: 500,
+            ..Tariff::default()
+        };
+        add_tariff(db, "openai/gpt-4o-mini", Some(ch), &special, 0, "test")
+            .await
+            .unwrap();
+        let later = Tariff {
+            input: PerMillion(1),
+            ..special
+        };
+        add_tariff(
+            db,
+            "openai/gpt-4o-mini",
+            Some(ch),
+            &later,
+            now_ms() + 3_600_000,
+            "test",
+        )
+        .await
+        .unwrap();
+        let snap = load(db, |k| {
+            (k == "OPENAI_API_KEY").then(|| "sk-test".to_owned())
+        })
+        .await
+        .unwrap();
+        let got = snap.resolve("openai/gpt-4o-mini", ModelKind::Chat).unwrap();
+        assert_eq!(got[0].tariff, Some(special));
+        assert!(
+            snap.next_tariff_change.is_some(),
+            "the future version is scheduled"
+        );
+        assert_eq!(
+            got[0].model.tariff.unwrap().input,
+            PerMillion(150_000),
+            "the model-wide tariff is unchanged"
+        );
         t.cleanup().await;
     }
 }

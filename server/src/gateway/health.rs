@@ -130,6 +130,7 @@ mod tests {
                 weight: 1,
                 is_local: false,
             }),
+            tariff: None,
         }
     }
 

@@ -98,11 +98,16 @@ impl CatalogHandle {
         }
     }
 
-    /// Reloads the snapshot if the catalog epoch moved (or always, with `force`).
+    /// Reloads the snapshot if the catalog epoch moved, a scheduled tariff took effect, or
+    /// always with `force`.
     pub async fn refresh(&self, force: bool) -> Result<(), catalog::CatalogError> {
         use std::sync::atomic::Ordering;
         let epoch = catalog::read_epoch(&self.db).await?;
-        if !force && epoch == self.epoch.load(Ordering::SeqCst) {
+        let price_change_due = self
+            .current()
+            .next_tariff_change
+            .is_some_and(|t| t <= weir_core::db::now_ms());
+        if !force && !price_change_due && epoch == self.epoch.load(Ordering::SeqCst) {
             return Ok(());
         }
         let snap = catalog::load(&self.db, |k| std::env::var(k).ok()).await?;

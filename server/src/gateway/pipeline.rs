@@ -180,7 +180,7 @@ async fn reserve(
     let Some((request_id, team_id, api_key_id)) = fin.identity() else {
         return Ok(());
     };
-    let tariff_of = |t: &Target| t.model.tariff.unwrap_or_default();
+    let tariff_of = |t: &Target| t.tariff.unwrap_or_default();
     let amount = targets
         .iter()
         .map(|t| {
