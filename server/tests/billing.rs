@@ -153,7 +153,8 @@ async fn insufficient_balance_is_402_and_never_overdrawn() {
         "insufficient_balance"
     );
 
-    // 100 concurrent requests, each slowed upstream so that all are in flight together.
+    // 100 concurrent requests, each held upstream for 3 s so that all are in flight together
+    // (a finished request frees its hold, which would let later ones in).
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (http, url, key) = (
@@ -161,7 +162,7 @@ async fn insufficient_balance_is_402_and_never_overdrawn() {
             app.url("/v1/chat/completions"),
             key.clone(),
         );
-        let body = json!({"model": "demo/echo", "max_tokens": 1000, "messages": [{"role": "user", "content": "[[mock delay_ms=300]] hi"}]});
+        let body = json!({"model": "demo/echo", "max_tokens": 1000, "messages": [{"role": "user", "content": "[[mock delay_ms=3000]] hi"}]});
         tasks.push(tokio::spawn(async move {
             http.post(url)
                 .bearer_auth(key)
