@@ -117,10 +117,11 @@ pub fn Quickstart() -> impl IntoView {
                 </div>
             </div>
             <p class="note">
-                "Anthropic SDKs and tools such as Claude Code work too: give them "
-                <code>"http://127.0.0.1:8080"</code>
-                " as the base URL (without " <code>"/v1"</code>
-                "). Replace the host with the address your Weir listens on."
+                "Any OpenAI-compatible client works the same way; replace the host with the "
+                "address your Weir listens on. Anthropic-format clients (Anthropic SDKs, Claude "
+                "Code) are next: Weir already translates to Anthropic upstreams, and the "
+                <code>"/v1/messages"</code>
+                " surface is on the way."
             </p>
         </div>
     }
