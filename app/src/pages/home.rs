@@ -15,13 +15,13 @@ struct Feature {
 const FEATURES: [Feature; 4] = [
     Feature {
         title: "Any provider, one endpoint",
-        body: "OpenAI, Anthropic, Gemini, Cohere, or any OpenAI-compatible host, \
-               including a local Ollama or vLLM.",
+        body: "OpenAI, Anthropic, or any OpenAI-compatible host such as Groq, Together or a \
+               local Ollama or vLLM; Gemini and Cohere are next.",
     },
     Feature {
         title: "Formats translated",
-        body: "Send OpenAI Chat or Anthropic Messages; Weir speaks the upstream's wire format \
-               and streams the answer back in yours.",
+        body: "Send OpenAI Chat; Weir speaks the upstream's wire format and streams the answer \
+               back in yours. Anthropic Messages as a client format is next.",
     },
     Feature {
         title: "Retries across healthy channels",
