@@ -377,7 +377,7 @@ pub async fn read_epoch(db: &Db) -> Result<i64, DbError> {
 }
 
 async fn bump_epoch(db: &Db) -> Result<(), sqlx::Error> {
-    crate::db::bump_counter(db.pool(), EPOCH).await
+    crate::db::bump_counter(db.write_pool(), EPOCH).await
 }
 
 // ------------------------------------------------------------------------------------------
@@ -427,7 +427,7 @@ pub async fn ensure_provider(db: &Db, p: &ProviderSpec<'_>) -> Result<(), Catalo
     .bind(p.base_url)
     .bind(p.key_env)
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(db.write_pool())
     .await?;
     Ok(())
 }
@@ -474,7 +474,7 @@ pub async fn ensure_model(
     .bind(m.max_output_tokens.map(i64::from))
     .bind(caps)
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(db.write_pool())
     .await?;
     if let Some(t) = tariff {
         let has: Option<i64> =
@@ -494,7 +494,7 @@ pub async fn ensure_model(
             .bind(t.output.0)
             .bind(t.reasoning.map(|p| p.0))
             .bind(t.markup_bps)
-            .execute(db.pool())
+            .execute(db.write_pool())
             .await?;
         }
     }
@@ -513,7 +513,7 @@ pub async fn ensure_codename(
     )
     .bind(name)
     .bind(description)
-    .execute(db.pool())
+    .execute(db.write_pool())
     .await?;
     for (i, id) in model_ids.iter().enumerate() {
         sqlx::query(
@@ -522,7 +522,7 @@ pub async fn ensure_codename(
         .bind(name)
         .bind(id.as_ref())
         .bind(i as i64)
-        .execute(db.pool())
+        .execute(db.write_pool())
         .await?;
     }
     Ok(())
@@ -553,7 +553,7 @@ pub async fn add_tariff(
     .bind(t.markup_bps)
     .bind(effective_from)
     .bind(source)
-    .execute(db.pool())
+    .execute(db.write_pool())
     .await?;
     bump_epoch(db).await?;
     Ok(())
@@ -709,7 +709,7 @@ mod tests {
         assert_eq!(providers.len(), 10);
         // Re-seeding inserts nothing new and keeps operator prices.
         sqlx::query("UPDATE tariff SET output = 1 WHERE model_id = 'openai/gpt-4o-mini'")
-            .execute(db.pool())
+            .execute(db.write_pool())
             .await
             .unwrap();
         seed(db, SEED_JSON, 0).await.unwrap();

@@ -70,6 +70,10 @@ impl Default for PoolSettings {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Where write transactions run. On SQLite a pool of exactly one connection, so that
+    /// writers queue in-process (FIFO, no latency) instead of colliding on the file lock and
+    /// sleeping in SQLite's busy handler (1, 2, 5, 10... ms); on PostgreSQL the main pool.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -85,27 +89,47 @@ impl Db {
         let options = AnyConnectOptions::from_str(&url)?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; NORMAL is durable under WAL
-                        // except for the last commits on power loss; the busy timeout makes a
-                        // second writer wait instead of failing with SQLITE_BUSY.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let in_memory = backend == Backend::Sqlite && url.contains(":memory:");
+        let pool_options = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(settings.acquire_timeout)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers run beside the one writer; NORMAL is durable under WAL
+                            // except for the last commits on power loss; the busy timeout makes a
+                            // second writer wait instead of failing with SQLITE_BUSY. No commit
+                            // checkpoints the WAL (an fsync of the database file, tens of ms, that
+                            // every queued writer would wait for): `spawn_checkpointer` does it
+                            // beside the writer.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                             PRAGMA wal_autocheckpoint = 0;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
+        };
+        let pool = pool_options(settings.max_connections)
+            .connect_with(options.clone())
             .await?;
-        Ok(Db { pool, backend })
+        let writer = if backend == Backend::Sqlite && !in_memory {
+            pool_options(1).connect_with(options).await?
+        } else {
+            pool.clone()
+        };
+        if backend == Backend::Sqlite && !in_memory {
+            spawn_checkpointer(pool.clone());
+        }
+        Ok(Db {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Applies the migrations of this backend that have not run yet.
@@ -121,8 +145,15 @@ impl Db {
         self.backend
     }
 
+    /// The pool for reads (and, on PostgreSQL, writes).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for single-statement writes outside [`begin_write`](Self::begin_write): on
+    /// SQLite the one writer connection (see the field's doc), on PostgreSQL the main pool.
+    pub fn write_pool(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
@@ -130,7 +161,7 @@ impl Db {
     /// `SQLITE_BUSY` without ever waiting on the busy handler.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, DbError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
     }
@@ -143,8 +174,35 @@ impl Db {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+/// How often the WAL is copied back into the SQLite database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Checkpoints the WAL every second on a reader connection (`PASSIVE`: it never blocks the
+/// writer or readers), so commits stay an append to the WAL. Ends when the pool is closed.
+fn spawn_checkpointer(pool: AnyPool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => {}
+                Err(sqlx::Error::PoolClosed) => break,
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            }
+        }
+    });
 }
 
 /// Makes sure the SQLite file can be created: its directory exists and `mode=rwc` is set.

@@ -261,7 +261,7 @@ pub async fn create_key(
     .bind(name)
     .bind(hash)
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(db.write_pool())
     .await?;
     Ok(key)
 }

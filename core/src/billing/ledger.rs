@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{is_unique_violation, BillingError};
+use super::{batch::insert_entries, is_unique_violation, BillingError};
 use crate::{
     db::{now_ms, Db},
     money::Micros,
@@ -74,19 +74,6 @@ pub async fn post(
     memo: Option<&str>,
     entries: &[Entry],
 ) -> Result<LedgerTxnId, BillingError> {
-    post_with_holds(tx, kind, external_ref, memo, entries, &[]).await
-}
-
-/// [`post`], also moving `held` of some accounts in the same account `UPDATE`s (settlement
-/// drops the hold in the statement that debits the team).
-pub(super) async fn post_with_holds(
-    tx: &mut Transaction<'static, Any>,
-    kind: &str,
-    external_ref: &str,
-    memo: Option<&str>,
-    entries: &[Entry],
-    holds: &[(AccountRef, i64)],
-) -> Result<LedgerTxnId, BillingError> {
     let sum: i128 = entries.iter().map(|e| i128::from(e.amount.0)).sum();
     if sum != 0 {
         return Err(BillingError::Unbalanced(sum));
@@ -95,9 +82,6 @@ pub(super) async fn post_with_holds(
     let mut deltas: BTreeMap<AccountRef, (i128, i128)> = BTreeMap::new();
     for e in entries.iter().filter(|e| e.amount.0 != 0) {
         deltas.entry(e.account).or_default().0 += i128::from(e.amount.0);
-    }
-    for (a, h) in holds {
-        deltas.entry(*a).or_default().1 += i128::from(*h);
     }
     let now = now_ms();
     let txn_id: i64 = match sqlx::query_scalar(
@@ -117,11 +101,29 @@ pub(super) async fn post_with_holds(
         Err(e) => return Err(e.into()),
     };
 
+    let ids = apply_deltas(tx, &deltas, now).await?;
+
+    let lines: Vec<(i64, i64, i64)> = entries
+        .iter()
+        .filter(|e| e.amount.0 != 0)
+        .filter_map(|e| ids.get(&e.account).map(|id| (txn_id, *id, e.amount.0)))
+        .collect();
+    insert_entries(tx, &lines).await?;
+    Ok(LedgerTxnId(txn_id))
+}
+
+/// Adds `(balance, held)` deltas to the accounts, in lock order (the map's order), and returns
+/// their row ids. An account that does not exist is `UnknownTeam` / `MissingAccount`.
+pub(super) async fn apply_deltas(
+    tx: &mut Transaction<'static, Any>,
+    deltas: &BTreeMap<AccountRef, (i128, i128)>,
+    now: i64,
+) -> Result<BTreeMap<AccountRef, i64>, BillingError> {
     let mut ids: BTreeMap<AccountRef, i64> = BTreeMap::new();
     for (account, (d_balance, d_held)) in deltas {
-        let d_balance = i64::try_from(d_balance)
+        let d_balance = i64::try_from(*d_balance)
             .map_err(|_| BillingError::InvalidAmount("balance change out of range"))?;
-        let d_held = i64::try_from(d_held)
+        let d_held = i64::try_from(*d_held)
             .map_err(|_| BillingError::InvalidAmount("hold change out of range"))?;
         let id: Option<i64> =
             match account {
@@ -132,7 +134,7 @@ pub(super) async fn post_with_holds(
                 .bind(d_balance)
                 .bind(d_held)
                 .bind(now)
-                .bind(team_id)
+                .bind(*team_id)
                 .fetch_optional(&mut **tx)
                 .await?,
                 AccountRef::System(s) => sqlx::query_scalar(
@@ -147,32 +149,12 @@ pub(super) async fn post_with_holds(
                 .await?,
             };
         let id = id.ok_or(match account {
-            AccountRef::Team(t) => BillingError::UnknownTeam(t),
+            AccountRef::Team(t) => BillingError::UnknownTeam(*t),
             AccountRef::System(s) => BillingError::MissingAccount(s.as_str()),
         })?;
-        ids.insert(account, id);
+        ids.insert(*account, id);
     }
-
-    let lines: Vec<(i64, i64)> = entries
-        .iter()
-        .filter(|e| e.amount.0 != 0)
-        .filter_map(|e| ids.get(&e.account).map(|id| (*id, e.amount.0)))
-        .collect();
-    if !lines.is_empty() {
-        let mut sql = String::from("INSERT INTO ledger_entry (txn_id, account_id, amount) VALUES ");
-        for i in 0..lines.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3));
-        }
-        let mut q = sqlx::query(&sql).bind(txn_id);
-        for (account_id, amount) in &lines {
-            q = q.bind(*account_id).bind(*amount);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(LedgerTxnId(txn_id))
+    Ok(ids)
 }
 
 /// Creates the team's balance account if it does not exist (inside the caller's transaction).

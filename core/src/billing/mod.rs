@@ -69,6 +69,7 @@
 //! settlements of different teams serialize on those two row locks for the rest of their
 //! transaction (a few statements). On SQLite all writes serialize anyway.
 
+mod batch;
 mod check;
 mod ledger;
 mod pricing;
@@ -79,6 +80,7 @@ mod tests;
 
 use crate::db::DbError;
 
+pub use batch::Finish;
 pub use check::{check, Drift};
 pub(crate) use ledger::ensure_team_account_tx;
 pub use ledger::{
@@ -87,8 +89,8 @@ pub use ledger::{
 pub use pricing::{price, worst_case, Charge, Usage};
 pub use reaper::{reap, ReapReport};
 pub use reserve::{
-    checkpoint, extend, release, reservation, reserve, settle, NewReservation, Reservation,
-    ReservationStatus, Settlement,
+    checkpoint, extend, finish_many, release, reservation, reserve, reserve_many, settle,
+    NewReservation, Reservation, ReservationStatus, Settlement,
 };
 
 /// Errors of the billing engine. `InsufficientBalance` is the caller's 402; the rest are for

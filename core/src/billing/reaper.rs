@@ -7,8 +7,8 @@
 use sqlx::Row;
 
 use super::{
+    batch::{apply, claim_in, Finish},
     pricing::Usage,
-    reserve::{claim, release_claimed, settle_claimed},
     BillingError,
 };
 use crate::{db::Db, metering::UsageSource, money::Micros};
@@ -85,23 +85,27 @@ pub async fn reap(db: &Db, now_ms: i64) -> Result<ReapReport, BillingError> {
 
 async fn reap_one(db: &Db, request_id: &str, now_ms: i64) -> Result<Option<Reaped>, BillingError> {
     let mut tx = db.begin_write().await?;
-    let Some(c) = claim(&mut tx, request_id, now_ms).await? else {
+    let claimed = claim_in(&mut tx, &[request_id], now_ms, crate::db::now_ms()).await?;
+    let Some(c) = claimed.get(request_id) else {
         tx.rollback().await?;
         return Ok(None);
     };
-    let out = if c.checkpoint > 0 {
-        let usage = Usage {
-            input: c.prompt_estimate,
-            output: c.checkpoint,
-            ..Usage::default()
-        };
-        Reaped::Settled(
-            settle_claimed(&mut tx, request_id, &c, &usage, UsageSource::Estimated).await?,
-        )
+    let finish = if c.checkpoint > 0 {
+        Finish::Settle {
+            usage: Usage {
+                input: c.prompt_estimate,
+                output: c.checkpoint,
+                ..Usage::default()
+            },
+            source: UsageSource::Estimated,
+        }
     } else {
-        release_claimed(&mut tx, request_id, &c).await?;
-        Reaped::Released
+        Finish::Release
     };
+    let cost = apply(&mut tx, &[(request_id, c, finish)], crate::db::now_ms()).await?;
     tx.commit().await?;
-    Ok(Some(out))
+    Ok(Some(match finish {
+        Finish::Settle { .. } => Reaped::Settled(cost.first().copied().unwrap_or(Micros::ZERO)),
+        Finish::Release => Reaped::Released,
+    }))
 }

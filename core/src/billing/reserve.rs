@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use sqlx::{any::AnyRow, Any, Row, Transaction};
+use sqlx::{any::AnyRow, Row};
 
 use super::{
-    is_unique_violation,
-    ledger::{post_with_holds, AccountRef, Entry, SystemAccount},
-    pricing::{price, Usage},
+    batch::{self, Finish},
+    pricing::Usage,
     tokens_from_db, tokens_to_db, BillingError,
 };
 use crate::{
@@ -99,7 +98,7 @@ pub struct Reservation {
     pub finished_at: Option<i64>,
 }
 
-fn duration_ms(d: Duration) -> i64 {
+pub(super) fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -112,7 +111,7 @@ fn parse_source(s: &str) -> Option<UsageSource> {
     }
 }
 
-fn tariff_from_row(r: &AnyRow) -> Result<Tariff, sqlx::Error> {
+pub(super) fn tariff_from_row(r: &AnyRow) -> Result<Tariff, sqlx::Error> {
     let opt = |k: &str| -> Result<Option<PerMillion>, sqlx::Error> {
         Ok(r.try_get::<Option<i64>, _>(k)?.map(PerMillion))
     };
@@ -132,179 +131,61 @@ fn tariff_from_row(r: &AnyRow) -> Result<Tariff, sqlx::Error> {
 /// held; also when the team has no account), `Duplicate` for a reused request id,
 /// `InvalidAmount` for a negative amount.
 pub async fn reserve(db: &Db, r: &NewReservation) -> Result<(), BillingError> {
-    if r.amount.0 < 0 {
-        return Err(BillingError::InvalidAmount(
-            "a reservation cannot be negative",
-        ));
-    }
-    let now = now_ms();
     let mut tx = db.begin_write().await?;
-    let held = sqlx::query(
-        "UPDATE account SET held = held + $1, updated_at = $2 \
-         WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",
-    )
-    .bind(r.amount.0)
-    .bind(now)
-    .bind(r.team_id)
-    .execute(&mut *tx)
-    .await?;
-    if held.rows_affected() == 0 {
-        // Give the SQLite write lock back at once instead of when the connection is recycled.
-        tx.rollback().await?;
-        return Err(BillingError::InsufficientBalance);
-    }
-    let t = &r.tariff;
-    let inserted = sqlx::query(
-        "INSERT INTO reservation (request_id, team_id, api_key_id, model, amount, \
-           price_input, price_cached_input, price_cache_write, price_output, price_reasoning, markup_bps, \
-           prompt_estimate, status, checkpoint_output_tokens, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'reserved', 0, $13, $14)",
-    )
-    .bind(&r.request_id)
-    .bind(r.team_id)
-    .bind(r.api_key_id)
-    .bind(&r.model)
-    .bind(r.amount.0)
-    .bind(t.input.0)
-    .bind(t.cached_input.map(|p| p.0))
-    .bind(t.cache_write.map(|p| p.0))
-    .bind(t.output.0)
-    .bind(t.reasoning.map(|p| p.0))
-    .bind(t.markup_bps)
-    .bind(tokens_to_db(r.prompt_estimate))
-    .bind(now)
-    .bind(now.saturating_add(duration_ms(r.ttl)))
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
+    match batch::reserve_in(&mut tx, &[r], now_ms()).await {
+        Ok(mut out) => {
+            let one = out.pop().unwrap_or(Err(BillingError::InsufficientBalance));
+            if one.is_ok() {
+                tx.commit().await?;
+            } else {
+                // Give the SQLite write lock back at once instead of when the connection is
+                // recycled.
+                tx.rollback().await?;
+            }
+            one
+        }
+        Err(e) => {
             // Undo the hold now rather than when the connection goes back to the pool: the
             // team's account row stays locked until then on PostgreSQL.
             tx.rollback().await?;
-            return Err(BillingError::Duplicate(r.request_id.clone()));
+            Err(e)
         }
-        Err(e) => return Err(e.into()),
     }
-    tx.commit().await?;
-    Ok(())
 }
 
-/// An open reservation taken over by the current transaction.
-pub(super) struct Claimed {
-    team_id: i64,
-    amount: i64,
-    model: String,
-    tariff: Tariff,
-    pub(super) prompt_estimate: u64,
-    pub(super) checkpoint: u64,
-}
-
-/// Takes the reservation `request_id` if it is still `reserved` and expired at `expired_by`
-/// (pass `i64::MAX` for "any"). The `UPDATE` locks the row on PostgreSQL, so a concurrent
-/// claimer waits, then sees the new status and gets `None`; on SQLite the write transaction
-/// already excludes it.
-pub(super) async fn claim(
-    tx: &mut Transaction<'static, Any>,
-    request_id: &str,
-    expired_by: i64,
-) -> Result<Option<Claimed>, BillingError> {
-    let row = sqlx::query(
-        "UPDATE reservation SET finished_at = $2 \
-         WHERE request_id = $1 AND status = 'reserved' AND expires_at <= $3 \
-         RETURNING team_id, amount, model, price_input, price_cached_input, price_cache_write, \
-           price_output, price_reasoning, markup_bps, prompt_estimate, checkpoint_output_tokens",
-    )
-    .bind(request_id)
-    .bind(now_ms())
-    .bind(expired_by)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(r) = row else { return Ok(None) };
-    Ok(Some(Claimed {
-        team_id: r.try_get("team_id")?,
-        amount: r.try_get("amount")?,
-        model: r.try_get("model")?,
-        tariff: tariff_from_row(&r)?,
-        prompt_estimate: tokens_from_db(r.try_get("prompt_estimate")?),
-        checkpoint: tokens_from_db(r.try_get("checkpoint_output_tokens")?),
-    }))
-}
-
-/// Settles a claimed reservation: stores the usage and cost, posts `usage:<request_id>` and
-/// drops the hold. Returns the cost.
-pub(super) async fn settle_claimed(
-    tx: &mut Transaction<'static, Any>,
-    request_id: &str,
-    c: &Claimed,
-    usage: &Usage,
-    source: UsageSource,
-) -> Result<Micros, BillingError> {
-    let u = usage.normalized();
-    let charge = price(&u, &c.tariff);
-    sqlx::query(
-        "UPDATE reservation SET status = 'settled', input_tokens = $2, cached_tokens = $3, \
-           cache_write_tokens = $4, output_tokens = $5, reasoning_tokens = $6, usage_source = $7, cost = $8 \
-         WHERE request_id = $1",
-    )
-    .bind(request_id)
-    .bind(tokens_to_db(u.input))
-    .bind(tokens_to_db(u.cached_input))
-    .bind(tokens_to_db(u.cache_write))
-    .bind(tokens_to_db(u.output))
-    .bind(tokens_to_db(u.reasoning))
-    .bind(source.as_str())
-    .bind(charge.total.0)
-    .execute(&mut **tx)
-    .await?;
-    let team = AccountRef::Team(c.team_id);
-    post_with_holds(
-        tx,
-        "usage",
-        &format!("usage:{request_id}"),
-        Some(&c.model),
-        &[
-            Entry {
-                account: team,
-                amount: Micros(-charge.total.0),
-            },
-            Entry {
-                account: AccountRef::System(SystemAccount::UpstreamCost),
-                amount: charge.upstream,
-            },
-            Entry {
-                account: AccountRef::System(SystemAccount::RevenueMarkup),
-                amount: charge.markup,
-            },
-        ],
-        &[(team, -c.amount)],
-    )
-    .await?;
-    Ok(charge.total)
-}
-
-/// Releases a claimed reservation: drops the hold, no ledger transaction.
-pub(super) async fn release_claimed(
-    tx: &mut Transaction<'static, Any>,
-    request_id: &str,
-    c: &Claimed,
-) -> Result<(), BillingError> {
-    sqlx::query("UPDATE reservation SET status = 'released' WHERE request_id = $1")
-        .bind(request_id)
-        .execute(&mut **tx)
-        .await?;
-    let done = sqlx::query(
-        "UPDATE account SET held = held - $1, updated_at = $2 WHERE team_id = $3 AND kind = 'team_balance'",
-    )
-    .bind(c.amount)
-    .bind(now_ms())
-    .bind(c.team_id)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(BillingError::UnknownTeam(c.team_id));
+/// Reserves many requests in one transaction (group commit), with the same per-request
+/// outcome as [`reserve`] called for each in order. A database failure, or a reused request
+/// id anywhere in the batch, falls back to one transaction per request, so one bad item never
+/// fails the others.
+pub async fn reserve_many(db: &Db, items: &[NewReservation]) -> Vec<Result<(), BillingError>> {
+    if let [one] = items {
+        return vec![reserve(db, one).await];
     }
-    Ok(())
+    let refs: Vec<&NewReservation> = items.iter().collect();
+    let attempt = async {
+        let mut tx = db.begin_write().await?;
+        match batch::reserve_in(&mut tx, &refs, now_ms()).await {
+            Ok(out) => {
+                tx.commit().await?;
+                Ok(out)
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
+            }
+        }
+    };
+    match attempt.await {
+        Ok(out) => out,
+        Err(e) => {
+            tracing::debug!(error = %e, n = items.len(), "batched reservation failed; one by one");
+            let mut out = Vec::with_capacity(items.len());
+            for r in items {
+                out.push(reserve(db, r).await);
+            }
+            out
+        }
+    }
 }
 
 /// Reads the stored outcome of a finished reservation.
@@ -343,40 +224,74 @@ pub async fn settle(
     usage: &Usage,
     source: UsageSource,
 ) -> Result<Settlement, BillingError> {
-    let mut tx = db.begin_write().await?;
-    match claim(&mut tx, request_id, i64::MAX).await? {
-        Some(c) => {
-            let cost = settle_claimed(&mut tx, request_id, &c, usage, source).await?;
-            tx.commit().await?;
-            Ok(Settlement {
-                cost,
-                already: false,
-                status: ReservationStatus::Settled,
-            })
-        }
-        None => {
-            tx.rollback().await?;
-            finished(db, request_id).await
-        }
-    }
+    let finish = Finish::Settle {
+        usage: *usage,
+        source,
+    };
+    first(finish_many(db, &[(request_id, finish)]).await)
 }
 
 /// Drops the hold of a request that will not be charged (failed before any billable work),
 /// without a ledger transaction. Returns `true` if this call released it, `false` if it was
 /// already settled or released (idempotent). `NotFound` if no reservation has this id.
 pub async fn release(db: &Db, request_id: &str) -> Result<bool, BillingError> {
-    let mut tx = db.begin_write().await?;
-    match claim(&mut tx, request_id, i64::MAX).await? {
-        Some(c) => {
-            release_claimed(&mut tx, request_id, &c).await?;
-            tx.commit().await?;
-            Ok(true)
+    first(finish_many(db, &[(request_id, Finish::Release)]).await).map(|s| !s.already)
+}
+
+fn first(mut v: Vec<Result<Settlement, BillingError>>) -> Result<Settlement, BillingError> {
+    v.pop()
+        .unwrap_or(Err(BillingError::NotFound(String::new())))
+}
+
+/// Settles or releases many requests in one transaction (group commit), each with the outcome
+/// [`settle`] or [`release`] would give it (`status` says which happened; `already` that it
+/// had been finished before). A database failure falls back to one transaction per request.
+pub async fn finish_many(
+    db: &Db,
+    items: &[(&str, Finish)],
+) -> Vec<Result<Settlement, BillingError>> {
+    let attempt = async {
+        let mut tx = db.begin_write().await?;
+        match batch::finish_in(&mut tx, items, now_ms()).await {
+            Ok(out) => {
+                tx.commit().await?;
+                Ok(out)
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
+            }
         }
-        None => {
-            tx.rollback().await?;
-            finished(db, request_id).await.map(|_| false)
+    };
+    let done: Vec<Option<Micros>> = match attempt.await {
+        Ok(done) => done,
+        Err(e) if items.len() == 1 => return vec![Err(e)],
+        Err(e) => {
+            tracing::debug!(error = %e, n = items.len(), "batched settlement failed; one by one");
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(first(
+                    Box::pin(finish_many(db, std::slice::from_ref(item))).await,
+                ));
+            }
+            return out;
         }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for ((request_id, finish), cost) in items.iter().zip(done) {
+        out.push(match cost {
+            Some(cost) => Ok(Settlement {
+                cost,
+                already: false,
+                status: match finish {
+                    Finish::Settle { .. } => ReservationStatus::Settled,
+                    Finish::Release => ReservationStatus::Released,
+                },
+            }),
+            None => finished(db, request_id).await,
+        });
     }
+    out
 }
 
 /// Records how many output tokens a running request has produced so far, so that the reaper
@@ -389,7 +304,7 @@ pub async fn checkpoint(db: &Db, request_id: &str, output_tokens: u64) -> Result
     )
     .bind(request_id)
     .bind(tokens_to_db(output_tokens))
-    .execute(db.pool())
+    .execute(db.write_pool())
     .await?;
     Ok(())
 }

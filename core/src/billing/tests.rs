@@ -1112,3 +1112,141 @@ fn random_histories_keep_the_books_consistent() {
         panic!("{e}");
     }
 }
+
+/// Group commit: a batch of reservations, settlements and releases gives every request the
+/// outcome it gets when the same calls run one by one, on two databases side by side, with
+/// several teams, a balance that runs out mid-batch, a negative amount, a request id reused
+/// within the batch, an unknown id and a request that was already finished.
+#[tokio::test]
+async fn batches_match_one_by_one() {
+    let (a, b) = (TestDb::new().await.unwrap(), TestDb::new().await.unwrap());
+    let mut teams = Vec::new();
+    for db in [&a.db, &b.db] {
+        // Team 1 covers 5 of the 1,000,000 holds below, team 2 covers all of its own.
+        teams.push((
+            new_team(db, 5_500_000).await,
+            new_team(db, 100_000_000).await,
+        ));
+    }
+    let batch = |t1: i64, t2: i64| -> Vec<NewReservation> {
+        let mut v = Vec::new();
+        for i in 0..80 {
+            let team = if i % 3 == 0 { t2 } else { t1 };
+            v.push(res(&format!("r{i}"), team, 1_000_000));
+        }
+        v.push(res("neg", t1, -1));
+        v.push(res("free", t1, 0));
+        v
+    };
+    let in_batch = reserve_many(&a.db, &batch(teams[0].0, teams[0].1)).await;
+    let mut alone = Vec::new();
+    for r in batch(teams[1].0, teams[1].1) {
+        alone.push(reserve(&b.db, &r).await);
+    }
+    let show = |v: &[Result<(), BillingError>]| -> Vec<String> {
+        v.iter().map(|r| format!("{r:?}")).collect()
+    };
+    assert_eq!(show(&in_batch), show(&alone));
+    assert_eq!(in_batch.iter().filter(|r| r.is_ok()).count(), 5 + 27 + 1);
+    // A reused id in a batch falls back to one by one: the first wins, the second is Duplicate.
+    let dup = reserve_many(
+        &a.db,
+        &[
+            res("d", teams[0].1, 10),
+            res("d", teams[0].1, 10),
+            res("e", teams[0].1, 10),
+        ],
+    )
+    .await;
+    assert!(dup[0].is_ok() && dup[2].is_ok(), "{dup:?}");
+    assert!(matches!(dup[1], Err(BillingError::Duplicate(_))), "{dup:?}");
+    for r in [res("d", teams[1].1, 10), res("e", teams[1].1, 10)] {
+        reserve(&b.db, &r).await.unwrap();
+    }
+
+    // Finish: settle most, release some, settle r1 twice in the batch, an unknown id, and one
+    // already released before the batch.
+    for db in [&a.db, &b.db] {
+        assert!(release(db, "r2").await.unwrap());
+    }
+    let mut finishes: Vec<(String, Finish)> = Vec::new();
+    for i in 0..80 {
+        let finish = if i % 5 == 4 {
+            Finish::Release
+        } else {
+            Finish::Settle {
+                usage: io(1_000 + i, 10 * i),
+                source: UsageSource::Upstream,
+            }
+        };
+        finishes.push((format!("r{i}"), finish));
+    }
+    finishes.push(("r1".into(), Finish::Release));
+    finishes.push(("nope".into(), Finish::Release));
+    finishes.push((
+        "d".into(),
+        Finish::Settle {
+            usage: io(1, 1),
+            source: UsageSource::Estimated,
+        },
+    ));
+    let items: Vec<(&str, Finish)> = finishes.iter().map(|(id, f)| (id.as_str(), *f)).collect();
+    let in_batch = finish_many(&a.db, &items).await;
+    let mut alone = Vec::new();
+    for (id, f) in &items {
+        alone.push(match f {
+            Finish::Settle { usage, source } => settle(&b.db, id, usage, *source).await,
+            Finish::Release => match release(&b.db, id).await {
+                // release() says only whether it released; read the stored cost back.
+                Ok(released) => {
+                    let stored = reservation(&b.db, id).await.unwrap().unwrap();
+                    Ok(Settlement {
+                        cost: stored.cost.unwrap_or(Micros::ZERO),
+                        already: !released,
+                        status: stored.status,
+                    })
+                }
+                Err(e) => Err(e),
+            },
+        });
+    }
+    let costs = |v: &[Result<Settlement, BillingError>]| -> Vec<String> {
+        v.iter()
+            .map(|r| match r {
+                Ok(s) => format!("{:?}", s.cost),
+                Err(e) => format!("{e:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(costs(&in_batch), costs(&alone));
+    // The second mention of r1 reports the first one's settlement.
+    let r1 = in_batch[80].as_ref().unwrap();
+    assert!(
+        r1.already && r1.status == ReservationStatus::Settled,
+        "{r1:?}"
+    );
+    assert!(matches!(in_batch[81], Err(BillingError::NotFound(_))));
+    assert!(in_batch[2].as_ref().unwrap().already);
+    for db in [&a.db, &b.db] {
+        assert_books(db).await;
+    }
+    assert_eq!(
+        balance(&a.db, teams[0].0).await.unwrap(),
+        balance(&b.db, teams[1].0).await.unwrap()
+    );
+    assert_eq!(
+        balance(&a.db, teams[0].1).await.unwrap(),
+        balance(&b.db, teams[1].1).await.unwrap()
+    );
+    // Every settled request has exactly one usage transaction.
+    for db in [&a.db, &b.db] {
+        assert_eq!(
+            count(
+                db,
+                "SELECT COUNT(*) FROM reservation WHERE status = 'settled'"
+            )
+            .await,
+            count(db, "SELECT COUNT(*) FROM ledger_txn WHERE kind = 'usage'").await
+        );
+    }
+}
