@@ -100,9 +100,8 @@ impl Db {
                             // WAL lets readers run beside the one writer; NORMAL is durable under WAL
                             // except for the last commits on power loss; the busy timeout makes a
                             // second writer wait instead of failing with SQLITE_BUSY. No commit
-                            // checkpoints the WAL (an fsync of the database file, tens of ms, that
-                            // every queued writer would wait for): `spawn_checkpointer` does it
-                            // beside the writer.
+                            // checkpoints the WAL inline (at unpredictable commits, with two
+                            // fsyncs): `spawn_checkpointer` does it once a second.
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
@@ -123,7 +122,7 @@ impl Db {
             pool.clone()
         };
         if backend == Backend::Sqlite && !in_memory {
-            spawn_checkpointer(pool.clone());
+            spawn_checkpointer(writer.clone());
         }
         Ok(Db {
             pool,
@@ -179,11 +178,30 @@ impl Db {
     }
 }
 
+/// Cuts `items` into slices of power-of-two lengths up to `max` (largest first), for
+/// multi-row statements: a connection's prepared-statement cache then holds a few shapes of
+/// each statement instead of one per row count, and no statement carries so many parameters
+/// that binding them gets slow (SQLite looks each `$N` name up in a list: quadratic).
+pub fn chunked<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let mut n = max.max(1).min(rest.len());
+        n = 1 << (usize::BITS - 1 - n.leading_zeros());
+        let (head, tail) = rest.split_at(n);
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
+
 /// How often the WAL is copied back into the SQLite database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// Checkpoints the WAL every second on a reader connection (`PASSIVE`: it never blocks the
-/// writer or readers), so commits stay an append to the WAL. Ends when the pool is closed.
+/// Checkpoints the WAL every second on the writer connection, between write transactions.
+/// Commits stay an append to the WAL, and because no frame is appended while the checkpoint
+/// runs it copies the whole WAL, so the next write starts the WAL file over instead of growing
+/// it (a checkpoint beside a busy writer never catches up). Ends when the pool is closed.
 fn spawn_checkpointer(pool: AnyPool) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);

@@ -56,11 +56,14 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Rows per `INSERT` statement (19 parameters each).
+const ROWS_PER_STATEMENT: usize = 16;
+
 /// Inserts rows in one transaction; a row whose `request_id` already exists is skipped, so a
 /// retried batch never duplicates.
 pub async fn insert_batch(db: &Db, rows: &[RequestRecord]) -> Result<(), DbError> {
     let mut tx = db.begin_write().await?;
-    for chunk in rows.chunks(MAX_BATCH) {
+    for chunk in crate::db::chunked(rows, ROWS_PER_STATEMENT) {
         let mut sql = String::from(
             "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, channel_id, status, error_kind, stream, \
              input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source, attempts, \

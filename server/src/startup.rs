@@ -24,10 +24,12 @@ pub struct Prepared {
     pub gateway: Arc<Gateway>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
     log_task: tokio::task::JoinHandle<()>,
+    committer_task: tokio::task::JoinHandle<()>,
 }
 
 impl Prepared {
-    /// Stops the watchers and waits (bounded) for queued request-log rows to be written.
+    /// Stops the watchers and waits (bounded) for pending settlements and queued request-log
+    /// rows to be written.
     pub async fn shutdown(self) {
         for w in &self.watchers {
             w.abort();
@@ -36,10 +38,18 @@ impl Prepared {
             state,
             gateway,
             log_task,
+            committer_task,
             ..
         } = self;
         drop(state);
         drop(gateway);
+        // The committer ends once the last settlement task has handed over its request.
+        if tokio::time::timeout(std::time::Duration::from_secs(30), committer_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("settlements still running at exit; the reaper will finish them");
+        }
         if tokio::time::timeout(std::time::Duration::from_secs(10), log_task)
             .await
             .is_err()
@@ -92,6 +102,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
     let timeouts = config.timeouts.clone();
     let http = upstream::client(&timeouts).context("building the HTTP client")?;
     let (log, log_task) = gateway::log::spawn(db.clone());
+    let (committer, committer_task) = weir_core::billing::Committer::spawn(db.clone());
     let gateway = Arc::new(Gateway {
         db: db.clone(),
         verifier: verifier.clone(),
@@ -101,6 +112,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         health: Default::default(),
         log,
         billing: config.billing.clone(),
+        committer,
     });
     let watchers = vec![
         verifier.spawn_epoch_watcher(),
@@ -113,5 +125,6 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         gateway,
         watchers,
         log_task,
+        committer_task,
     })
 }

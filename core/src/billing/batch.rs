@@ -1,11 +1,10 @@
 //! Set-based reservation and settlement: many requests in one database transaction, with a
 //! number of statements that does not grow with the number of requests. This is what makes
-//! group commit pay off (see [`Committer`](super::Committer)): a batch of 64 settlements costs
+//! group commit pay off (see [`Committer`](super::Committer)): a batch of 32 settlements costs
 //! about as many round trips to the database as one.
 //!
-//! Every multi-row statement is cut into chunks of 64, 32, 16, 8, 4, 2 or 1 rows, so a
-//! connection's prepared-statement cache holds a few shapes of each statement instead of one
-//! per batch size.
+//! Every multi-row statement is cut into chunks of 32, 16, 8, 4, 2 or 1 rows (see
+//! [`chunked`](crate::db::chunked)).
 //!
 //! The single-request functions ([`reserve`](super::reserve), [`settle`](super::settle),
 //! [`release`](super::release)) and the reaper are this code with one item, so the property
@@ -36,24 +35,11 @@ pub enum Finish {
     Release,
 }
 
-/// Row counts of the chunks multi-row statements are cut into.
-const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+/// The most rows in one multi-row statement.
+const CHUNK: usize = 32;
 
-/// Cuts `items` into slices whose lengths are in [`CHUNKS`], largest first.
 fn chunked<T>(items: &[T]) -> Vec<&[T]> {
-    let mut out = Vec::new();
-    let mut rest = items;
-    while !rest.is_empty() {
-        let n = CHUNKS
-            .iter()
-            .copied()
-            .find(|c| *c <= rest.len())
-            .unwrap_or(1);
-        let (head, tail) = rest.split_at(n);
-        out.push(head);
-        rest = tail;
-    }
-    out
+    crate::db::chunked(items, CHUNK)
 }
 
 /// `($first, ..), ($first+cols, ..), ..`: `rows` tuples of `cols` numbered placeholders, with
@@ -466,11 +452,12 @@ mod tests {
     fn chunks_are_powers_of_two_largest_first() {
         let v: Vec<usize> = (0..100).collect();
         let sizes: Vec<usize> = chunked(&v).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![64, 32, 4]);
+        assert_eq!(sizes, vec![32, 32, 32, 4]);
         assert_eq!(chunked::<u8>(&[]).len(), 0);
-        let v: Vec<usize> = (0..200).collect();
+        let v: Vec<usize> = (0..23).collect();
         let sizes: Vec<usize> = chunked(&v).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![64, 64, 64, 8]);
+        assert_eq!(sizes, vec![16, 4, 2, 1]);
+        assert_eq!(crate::db::chunked(&v, 0).len(), 23);
     }
 
     #[test]

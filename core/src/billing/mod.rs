@@ -71,6 +71,7 @@
 
 mod batch;
 mod check;
+mod committer;
 mod ledger;
 mod pricing;
 mod reaper;
@@ -82,6 +83,7 @@ use crate::db::DbError;
 
 pub use batch::Finish;
 pub use check::{check, Drift};
+pub use committer::{Committer, MAX_BATCH, SETTLE_WINDOW};
 pub(crate) use ledger::ensure_team_account_tx;
 pub use ledger::{
     balance, credit, ensure_team_account, post, AccountRef, Entry, LedgerTxnId, SystemAccount,

@@ -1250,3 +1250,75 @@ async fn batches_match_one_by_one() {
         );
     }
 }
+
+/// The committer under concurrency: 100 requests at once on a balance that covers 10 admit
+/// exactly 10; settlements waiting in the window never cause a refusal (a refused reservation
+/// commits them and tries again); flush commits what waits; the books stay exact.
+#[tokio::test]
+async fn committer_admits_exactly_what_fits_and_settles_everything() {
+    let t = TestDb::new().await.unwrap();
+    let db = t.db.clone();
+    let team = new_team(&db, 10_000_000).await;
+    let (committer, task) = Committer::spawn(db.clone());
+    let mut calls = Vec::new();
+    for i in 0..100 {
+        let c = committer.clone();
+        calls.push(tokio::spawn(async move {
+            c.reserve(res(&format!("c{i}"), team, 1_000_000)).await
+        }));
+    }
+    let mut admitted = Vec::new();
+    for (i, call) in calls.into_iter().enumerate() {
+        match call.await.unwrap() {
+            Ok(()) => admitted.push(format!("c{i}")),
+            Err(BillingError::InsufficientBalance) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(admitted.len(), 10);
+    // Settle them all concurrently at a small cost: each one's hold goes back.
+    let mut calls = Vec::new();
+    for id in &admitted {
+        let (c, id) = (committer.clone(), id.clone());
+        calls.push(tokio::spawn(async move {
+            c.settle(id, io(1_000, 100), UsageSource::Upstream).await
+        }));
+    }
+    for call in calls {
+        let s = call.await.unwrap().unwrap();
+        assert!(!s.already);
+        assert_eq!(s.status, ReservationStatus::Settled);
+    }
+    // A settlement still in the window holds its reservation; a request that fits only once
+    // it is dropped is admitted anyway.
+    let (balance_now, held) = balance(&db, team).await.unwrap();
+    assert_eq!(held, Micros::ZERO);
+    committer
+        .reserve(res("big", team, balance_now.0))
+        .await
+        .unwrap();
+    let settle = {
+        let c = committer.clone();
+        tokio::spawn(async move { c.release("big".into()).await })
+    };
+    tokio::task::yield_now().await;
+    committer
+        .reserve(res("big2", team, balance_now.0))
+        .await
+        .unwrap();
+    assert!(settle.await.unwrap().unwrap());
+    assert!(committer.release("big2".into()).await.unwrap());
+    assert!(!committer.release("big2".into()).await.unwrap());
+    committer.flush().await;
+    drop(committer);
+    task.await.unwrap();
+    assert_books(&db).await;
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM reservation WHERE status = 'reserved'"
+        )
+        .await,
+        0
+    );
+}

@@ -208,10 +208,12 @@ async fn settle_or_release(
     let mut delay = std::time::Duration::from_millis(100);
     for attempt in 0..10 {
         let res = match &usage {
-            Some(u) => billing::settle(&gw.db, &request_id, u, source)
+            Some(u) => gw
+                .committer
+                .settle(request_id.clone(), *u, source)
                 .await
                 .map(|_| ()),
-            None => billing::release(&gw.db, &request_id).await.map(|_| ()),
+            None => gw.committer.release(request_id.clone()).await.map(|_| ()),
         };
         match res {
             Ok(()) => return,

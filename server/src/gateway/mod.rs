@@ -31,6 +31,8 @@ pub struct Gateway {
     pub health: health::ChannelHealth,
     pub log: log::LogSender,
     pub billing: BillingPolicy,
+    /// Group commit of reservations and settlements.
+    pub committer: weir_core::billing::Committer,
 }
 
 /// How much a request may hold, and for how long, before it is settled.

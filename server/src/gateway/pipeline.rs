@@ -205,7 +205,7 @@ async fn reserve(
         ttl: gw.billing.reservation_ttl,
         prompt_estimate,
     };
-    match billing::reserve(&gw.db, &r).await {
+    match gw.committer.reserve(r).await {
         Ok(()) => {
             fin.reserved = Some(tariff);
             Ok(())
