@@ -122,7 +122,7 @@ impl Db {
             pool.clone()
         };
         if backend == Backend::Sqlite && !in_memory {
-            spawn_checkpointer(writer.clone());
+            spawn_checkpointer(pool.clone(), writer.clone());
         }
         Ok(Db {
             pool,
@@ -198,29 +198,50 @@ pub fn chunked<T>(items: &[T], max: usize) -> Vec<&[T]> {
 /// How often the WAL is copied back into the SQLite database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// Checkpoints the WAL every second on the writer connection, between write transactions.
-/// Commits stay an append to the WAL, and because no frame is appended while the checkpoint
-/// runs it copies the whole WAL, so the next write starts the WAL file over instead of growing
-/// it (a checkpoint beside a busy writer never catches up). Ends when the pool is closed.
-fn spawn_checkpointer(pool: AnyPool) {
+/// WAL frames (pages) past which the checkpointer also runs on the writer connection.
+const WAL_RESTART_FRAMES: i64 = 8_192;
+
+/// Checkpoints the WAL every second on a reader connection (`PASSIVE`: it never blocks the
+/// writer, so commits stay an append to the WAL). A checkpoint beside a busy writer never
+/// copies the frames appended while it ran, so the WAL could never start over; once it holds
+/// more than [`WAL_RESTART_FRAMES`] the checkpoint also runs on the writer connection, between
+/// write transactions, where it copies the rest (little, the reader already copied most) and
+/// the next write starts the WAL file over. Ends when the pools are closed.
+fn spawn_checkpointer(reader: AnyPool, writer: AnyPool) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if pool.is_closed() {
+            if reader.is_closed() || writer.is_closed() {
                 break;
             }
-            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
-                Ok(_) => {}
+            let frames = match checkpoint(&reader).await {
+                Ok(frames) => frames,
                 Err(sqlx::Error::PoolClosed) => break,
-                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                    continue;
+                }
+            };
+            if frames > WAL_RESTART_FRAMES {
+                match checkpoint(&writer).await {
+                    Ok(_) => {}
+                    Err(sqlx::Error::PoolClosed) => break,
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                }
             }
         }
     });
+}
+
+/// One passive checkpoint; returns the number of frames in the WAL.
+async fn checkpoint(pool: &AnyPool) -> Result<i64, sqlx::Error> {
+    use sqlx::Row;
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    row.try_get::<i64, _>(1)
 }
 
 /// Makes sure the SQLite file can be created: its directory exists and `mode=rwc` is set.
