@@ -255,6 +255,8 @@ pub(super) async fn apply(
 ) -> Result<Vec<Micros>, BillingError> {
     struct Settled<'a> {
         id: &'a str,
+        /// `usage:<request_id>`, the ledger transaction's idempotency key.
+        external_ref: String,
         c: &'a Claimed,
         usage: Usage,
         source: UsageSource,
@@ -278,6 +280,7 @@ pub(super) async fn apply(
                 costs.push(charge.total);
                 settled.push(Settled {
                     id,
+                    external_ref: format!("usage:{id}"),
                     c,
                     usage,
                     source: *source,
@@ -354,7 +357,7 @@ pub(super) async fn apply(
         sql.push_str(" RETURNING id, external_ref");
         let mut q = sqlx::query(&sql).bind(now);
         for s in chunk {
-            q = q.bind(format!("usage:{}", s.id)).bind(&s.c.model);
+            q = q.bind(&s.external_ref).bind(&s.c.model);
         }
         let rows = match q.fetch_all(&mut **tx).await {
             Ok(rows) => rows,
@@ -373,8 +376,8 @@ pub(super) async fn apply(
     // The entries: team −total, upstream_cost +upstream, revenue_markup +markup (non-zero only).
     let mut lines: Vec<(i64, i64, i64)> = Vec::with_capacity(settled.len() * 3);
     for s in &settled {
-        let Some(txn) = txn_ids.get(&format!("usage:{}", s.id)) else {
-            return Err(BillingError::NotFound(format!("usage:{}", s.id)));
+        let Some(txn) = txn_ids.get(&s.external_ref) else {
+            return Err(BillingError::NotFound(s.external_ref.clone()));
         };
         for (account, amount) in [
             (AccountRef::Team(s.c.team_id), -s.total),

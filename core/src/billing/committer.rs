@@ -28,7 +28,7 @@ use tokio::{
 use super::{
     batch::Finish,
     pricing::Usage,
-    reserve::{finish_many, reserve_many, NewReservation, Settlement},
+    reserve::{finish_many, finish_one, reserve_many, NewReservation, Settlement},
     BillingError,
 };
 use crate::{db::Db, metering::UsageSource};
@@ -122,10 +122,7 @@ impl Committer {
         match self.finishes.send(FinishMsg::Op(op)).await {
             Ok(()) => rx.await.unwrap_or_else(|_| Err(stopped())),
             Err(mpsc::error::SendError(msg)) => match msg {
-                FinishMsg::Op(op) => {
-                    let mut out = finish_many(&self.db, &[(&op.request_id, op.finish)]).await;
-                    out.pop().unwrap_or_else(|| Err(stopped()))
-                }
+                FinishMsg::Op(op) => finish_one(&self.db, &op.request_id, op.finish).await,
                 FinishMsg::Flush(_) => Err(stopped()),
             },
         }

@@ -91,8 +91,8 @@ pub use ledger::{
 pub use pricing::{price, worst_case, Charge, Usage};
 pub use reaper::{reap, ReapReport};
 pub use reserve::{
-    checkpoint, extend, finish_many, release, reservation, reserve, reserve_many, settle,
-    NewReservation, Reservation, ReservationStatus, Settlement,
+    checkpoint, extend, finish_many, finish_one, release, reservation, reserve, reserve_many,
+    settle, NewReservation, Reservation, ReservationStatus, Settlement,
 };
 
 /// Errors of the billing engine. `InsufficientBalance` is the caller's 402; the rest are for

@@ -228,19 +228,30 @@ pub async fn settle(
         usage: *usage,
         source,
     };
-    first(finish_many(db, &[(request_id, finish)]).await)
+    finish_one(db, request_id, finish).await
 }
 
 /// Drops the hold of a request that will not be charged (failed before any billable work),
 /// without a ledger transaction. Returns `true` if this call released it, `false` if it was
 /// already settled or released (idempotent). `NotFound` if no reservation has this id.
 pub async fn release(db: &Db, request_id: &str) -> Result<bool, BillingError> {
-    first(finish_many(db, &[(request_id, Finish::Release)]).await).map(|s| !s.already)
+    finish_one(db, request_id, Finish::Release)
+        .await
+        .map(|s| !s.already)
 }
 
-fn first(mut v: Vec<Result<Settlement, BillingError>>) -> Result<Settlement, BillingError> {
-    v.pop()
-        .unwrap_or(Err(BillingError::NotFound(String::new())))
+/// [`settle`] or [`release`] by a [`Finish`], in its own transaction.
+pub async fn finish_one(
+    db: &Db,
+    request_id: &str,
+    finish: Finish,
+) -> Result<Settlement, BillingError> {
+    let item = [(request_id, finish)];
+    let done = try_finish(db, &item).await?;
+    match outcomes(db, &item, done).await.pop() {
+        Some(outcome) => outcome,
+        None => Err(BillingError::NotFound(request_id.to_owned())),
+    }
 }
 
 /// Settles or releases many requests in one transaction (group commit), each with the outcome
@@ -250,33 +261,44 @@ pub async fn finish_many(
     db: &Db,
     items: &[(&str, Finish)],
 ) -> Vec<Result<Settlement, BillingError>> {
-    let attempt = async {
-        let mut tx = db.begin_write().await?;
-        match batch::finish_in(&mut tx, items, now_ms()).await {
-            Ok(out) => {
-                tx.commit().await?;
-                Ok(out)
-            }
-            Err(e) => {
-                tx.rollback().await?;
-                Err(e)
-            }
-        }
-    };
-    let done: Vec<Option<Micros>> = match attempt.await {
-        Ok(done) => done,
-        Err(e) if items.len() == 1 => return vec![Err(e)],
+    match try_finish(db, items).await {
+        Ok(done) => outcomes(db, items, done).await,
         Err(e) => {
             tracing::debug!(error = %e, n = items.len(), "batched settlement failed; one by one");
             let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                out.push(first(
-                    Box::pin(finish_many(db, std::slice::from_ref(item))).await,
-                ));
+            for (request_id, finish) in items {
+                out.push(finish_one(db, request_id, *finish).await);
             }
-            return out;
+            out
         }
-    };
+    }
+}
+
+/// One transaction finishing `items`: per item, its cost if this call finished it.
+async fn try_finish(
+    db: &Db,
+    items: &[(&str, Finish)],
+) -> Result<Vec<Option<Micros>>, BillingError> {
+    let mut tx = db.begin_write().await?;
+    match batch::finish_in(&mut tx, items, now_ms()).await {
+        Ok(out) => {
+            tx.commit().await?;
+            Ok(out)
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+/// What each item's caller is told: its settlement, the stored outcome of a request that was
+/// finished before (`already`), or `NotFound`.
+async fn outcomes(
+    db: &Db,
+    items: &[(&str, Finish)],
+    done: Vec<Option<Micros>>,
+) -> Vec<Result<Settlement, BillingError>> {
     let mut out = Vec::with_capacity(items.len());
     for ((request_id, finish), cost) in items.iter().zip(done) {
         out.push(match cost {
