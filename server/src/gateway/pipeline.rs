@@ -366,11 +366,10 @@ async fn complete(
         .map_err(|e| e.retryable(true))?;
     let (bytes, usage) = match target.channel.wire {
         Wire::OpenAi => {
-            let v: Value = serde_json::from_slice(&body).map_err(|_| {
+            let usage = openai_chat::response_usage(&body).map_err(|_| {
                 GatewayError::new(ErrorKind::BadGateway, "The upstream returned invalid JSON.")
                     .retryable(true)
             })?;
-            let usage = v.get("usage").and_then(openai_chat::decode_usage);
             (body, usage)
         }
         _ => {

@@ -673,6 +673,184 @@ pub fn decode_usage(u: &Value) -> Option<Usage> {
     })
 }
 
+/// The `usage` of a non-streamed chat completion that is relayed as it is: the body is
+/// checked to be JSON and only `usage` is read, without building the whole document
+/// (`None` when there is no usage object). Same leniency as [`decode_usage`]: a count that
+/// is not a non-negative integer reads as 0.
+pub fn response_usage(body: &[u8]) -> Result<Option<Usage>, serde_json::Error> {
+    serde_json::from_slice::<lenient::Envelope>(body).map(|e| e.0)
+}
+
+mod lenient {
+    //! Visitors that read `usage` from a chat completion and skip everything else.
+
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    use crate::canonical::Usage;
+
+    macro_rules! ignore_scalars {
+        ($out:expr) => {
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok($out)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok($out)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok($out)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok($out)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok($out)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok($out)
+            }
+        };
+    }
+
+    /// The top level: `usage` if it is an object; anything else is accepted and ignored.
+    pub struct Envelope(pub Option<Usage>);
+
+    impl<'de> de::Deserialize<'de> for Envelope {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Envelope;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("JSON")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Envelope, A::Error> {
+                    let mut usage = None;
+                    while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                        if k == "usage" {
+                            // The last one counts, as when the document is parsed whole.
+                            usage = m.next_value::<UsageObj>()?.0;
+                        } else {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    Ok(Envelope(usage))
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<Envelope, E> {
+                    Ok(Envelope(None))
+                }
+                ignore_scalars!(Envelope(None));
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// `usage`: the counts when it is an object, `None` otherwise.
+    struct UsageObj(Option<Usage>);
+
+    /// `*_tokens_details`: (cached or reasoning, cache write).
+    #[derive(Default)]
+    struct Details {
+        cached: u64,
+        cache_write: u64,
+        reasoning: u64,
+    }
+
+    /// A count: a non-negative integer, anything else reads as 0.
+    struct Count(u64);
+
+    impl<'de> de::Deserialize<'de> for Count {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Count;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a count")
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Count, E> {
+                    Ok(Count(v))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Count, A::Error> {
+                    while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                    Ok(Count(0))
+                }
+                ignore_scalars!(Count(0));
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    impl<'de> de::Deserialize<'de> for Details {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Details;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("token details")
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<Details, E> {
+                    Ok(Details::default())
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Details, A::Error> {
+                    let mut d = Details::default();
+                    while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                        match &*k {
+                            "cached_tokens" => d.cached = m.next_value::<Count>()?.0,
+                            "cache_write_tokens" => d.cache_write = m.next_value::<Count>()?.0,
+                            "reasoning_tokens" => d.reasoning = m.next_value::<Count>()?.0,
+                            _ => {
+                                m.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    Ok(d)
+                }
+                ignore_scalars!(Details::default());
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    impl<'de> de::Deserialize<'de> for UsageObj {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = UsageObj;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("usage")
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<UsageObj, E> {
+                    Ok(UsageObj(None))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<UsageObj, A::Error> {
+                    let mut u = Usage::default();
+                    while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                        match &*k {
+                            "prompt_tokens" => u.input = m.next_value::<Count>()?.0,
+                            "completion_tokens" => u.output = m.next_value::<Count>()?.0,
+                            "prompt_tokens_details" => {
+                                let d = m.next_value::<Details>()?;
+                                u.cached_input = d.cached;
+                                u.cache_write = d.cache_write;
+                            }
+                            "completion_tokens_details" => {
+                                u.reasoning = m.next_value::<Details>()?.reasoning;
+                            }
+                            _ => {
+                                m.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    Ok(UsageObj(Some(u)))
+                }
+                ignore_scalars!(UsageObj(None));
+            }
+            d.deserialize_any(V)
+        }
+    }
+}
+
 fn decode_finish(s: Option<&str>) -> Option<FinishReason> {
     match s? {
         "stop" => Some(FinishReason::Stop),
@@ -1325,6 +1503,34 @@ mod tests {
             "events_to_openai_sse",
             String::from_utf8(out.to_vec()).unwrap()
         );
+    }
+
+    #[test]
+    fn response_usage_reads_what_decode_usage_reads() {
+        let bodies = [
+            r#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":2}}}"#,
+            r#"{"usage":{"prompt_tokens":1.5,"completion_tokens":-3,"prompt_tokens_details":null}}"#,
+            r#"{"usage":null,"choices":[]}"#,
+            r#"{"usage":[1,2],"x":{"usage":{"prompt_tokens":9}}}"#,
+            r#"{"usage":{"prompt_tokens":"7","completion_tokens":{"a":1},"prompt_tokens_details":{"cache_write_tokens":5}}}"#,
+            r#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
+            r#"[1,{"usage":{}}]"#,
+            r#"{"choices":[]}"#,
+            r#"42"#,
+        ];
+        for b in bodies {
+            let v: Value = serde_json::from_slice(b.as_bytes()).unwrap();
+            let want = v.get("usage").and_then(decode_usage);
+            assert_eq!(response_usage(b.as_bytes()).unwrap(), want, "{b}");
+        }
+        for bad in [
+            r#"{"usage":{"prompt_tokens":1}"#,
+            "",
+            "{} x",
+            r#"{"a":tru}"#,
+        ] {
+            assert!(response_usage(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]
