@@ -249,6 +249,11 @@ def render(d):
                f"{meta.get('load_core')}; Weir's runtime sees 1 CPU (one tokio worker)")
     out.append(f"- Command: `{meta.get('command', 'bench/run')}`; "
                f"{meta.get('duration', '?')} s per wrk phase, {meta.get('wrk', 'wrk')}")
+    hp = meta.get("halt_poll_ns", "")
+    if hp and hp != "unavailable":
+        out.append(f"- Idle vCPUs poll for {int(hp) // 1000} µs before halting during the run "
+                   f"(guest_halt_poll_ns; the machine's setting was "
+                   f"{meta.get('halt_poll_ns_before', '?')}; see bench/README.md)")
     if meta.get("weir_env", "").strip():
         out.append(f"- Weir settings from the environment: `{meta['weir_env'].strip()}`")
     out.append(f"- Load average before: {meta.get('load_before', '?')}; after: "
