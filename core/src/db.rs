@@ -6,7 +6,15 @@
 //! Unix milliseconds and money as integer micro-units, so no type needs a backend-specific
 //! mapping. DDL that must differ lives in one migrations folder per backend.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
@@ -48,6 +56,23 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// From a thread's own SQLite connection (see [`crate::writer`]).
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl DbError {
+    /// A `UNIQUE` (or primary key) constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Sqlx(sqlx::Error::Database(d)) => d.is_unique_violation(),
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Pool settings; the defaults suit one server process.
@@ -75,6 +100,13 @@ pub struct Db {
     /// sleeping in SQLite's busy handler (1, 2, 5, 10... ms); on PostgreSQL the main pool.
     writer: AnyPool,
     backend: Backend,
+    /// The SQLite file, for connections of its own ([`crate::writer::open_sqlite`]); `None`
+    /// for PostgreSQL and in-memory SQLite.
+    sqlite_file: Option<std::sync::Arc<Path>>,
+    /// Set by the checkpointer when the WAL has grown past [`WAL_RESTART_FRAMES`]: whoever
+    /// writes on a connection of its own (the billing committer) checkpoints there, between
+    /// its transactions, so that the WAL can start over ([`Db::take_wal_restart`]).
+    wal_restart: Arc<AtomicBool>,
 }
 
 impl Db {
@@ -121,13 +153,19 @@ impl Db {
         } else {
             pool.clone()
         };
+        let wal_restart = Arc::new(AtomicBool::new(false));
         if backend == Backend::Sqlite && !in_memory {
-            spawn_checkpointer(pool.clone(), writer.clone());
+            spawn_checkpointer(pool.clone(), writer.clone(), wal_restart.clone());
         }
+        let sqlite_file = (backend == Backend::Sqlite && !in_memory)
+            .then(|| sqlite_path(&url))
+            .flatten();
         Ok(Db {
             pool,
             writer,
             backend,
+            sqlite_file,
+            wal_restart,
         })
     }
 
@@ -142,6 +180,17 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// True (once) if the WAL should be checkpointed by the connection that writes, between
+    /// its transactions (see the field). Cheap: one atomic swap.
+    pub fn take_wal_restart(&self) -> bool {
+        self.wal_restart.load(Ordering::Relaxed) && self.wal_restart.swap(false, Ordering::AcqRel)
+    }
+
+    /// The SQLite database file, unless the database is PostgreSQL or in memory.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref()
     }
 
     /// The pool for reads (and, on PostgreSQL, writes).
@@ -206,13 +255,15 @@ const WAL_RESTART_FRAMES: i64 = 8_192;
 /// copies the frames appended while it ran, so the WAL could never start over; once it holds
 /// more than [`WAL_RESTART_FRAMES`] the checkpoint also runs on the writer connection, between
 /// write transactions, where it copies the rest (little, the reader already copied most) and
-/// the next write starts the WAL file over. Ends when the pools are closed.
-fn spawn_checkpointer(reader: AnyPool, writer: AnyPool) {
+/// the next write starts the WAL file over. Writes that go through a connection of their own
+/// (the billing committer) are asked to do the same there through `restart`. Ends when the
+/// pools are closed.
+fn spawn_checkpointer(reader: AnyPool, writer: AnyPool, restart: Arc<AtomicBool>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pause = CHECKPOINT_EVERY;
         loop {
-            tick.tick().await;
+            tokio::time::sleep(pause).await;
+            pause = CHECKPOINT_EVERY;
             if reader.is_closed() || writer.is_closed() {
                 break;
             }
@@ -225,6 +276,9 @@ fn spawn_checkpointer(reader: AnyPool, writer: AnyPool) {
                 }
             };
             if frames > WAL_RESTART_FRAMES {
+                // Look again soon: under heavy writes a second is tens of megabytes of WAL.
+                pause = CHECKPOINT_EVERY / 4;
+                restart.store(true, Ordering::Release);
                 match checkpoint(&writer).await {
                     Ok(_) => {}
                     Err(sqlx::Error::PoolClosed) => break,
@@ -242,6 +296,13 @@ async fn checkpoint(pool: &AnyPool) -> Result<i64, sqlx::Error> {
         .fetch_one(pool)
         .await?;
     row.try_get::<i64, _>(1)
+}
+
+/// The file of a prepared `sqlite://PATH?...` URL.
+fn sqlite_path(url: &str) -> Option<std::sync::Arc<Path>> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+    (!path.is_empty() && path != ":memory:").then(|| Arc::from(Path::new(path)))
 }
 
 /// Makes sure the SQLite file can be created: its directory exists and `mode=rwc` is set.

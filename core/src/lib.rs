@@ -5,6 +5,7 @@
 pub mod db;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod writer;
 
 pub use db::{Backend, Db, DbError, PoolSettings};
 pub mod auth;

@@ -1,7 +1,10 @@
 //! Metering: the request log row written once per gateway request (its usage, outcome and
 //! timings), inserted in batches off the hot path.
 
-use crate::db::{Db, DbError};
+use crate::{
+    db::{Db, DbError},
+    writer::{Arg, Writer},
+};
 
 /// Where a request's token counts came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +65,12 @@ const ROWS_PER_STATEMENT: usize = 16;
 /// Inserts rows in one transaction; a row whose `request_id` already exists is skipped, so a
 /// retried batch never duplicates.
 pub async fn insert_batch(db: &Db, rows: &[RequestRecord]) -> Result<(), DbError> {
-    let mut tx = db.begin_write().await?;
+    insert_batch_with(&mut Writer::Pool(db), rows).await
+}
+
+/// [`insert_batch`] through `w`.
+pub async fn insert_batch_with(w: &mut Writer<'_>, rows: &[RequestRecord]) -> Result<(), DbError> {
+    let mut tx = w.begin().await?;
     for chunk in crate::db::chunked(rows, ROWS_PER_STATEMENT) {
         let mut sql = String::from(
             "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, channel_id, status, error_kind, stream, \
@@ -84,30 +92,31 @@ pub async fn insert_batch(db: &Db, rows: &[RequestRecord]) -> Result<(), DbError
             sql.push(')');
         }
         sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
-        let mut q = sqlx::query(&sql);
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * COLUMNS);
         for r in chunk {
-            q = q
-                .bind(r.request_id.clone())
-                .bind(r.team_id)
-                .bind(r.api_key_id)
-                .bind(r.endpoint)
-                .bind(r.model.clone())
-                .bind(r.channel_id)
-                .bind(i64::from(r.status))
-                .bind(r.error_kind)
-                .bind(i64::from(r.stream))
-                .bind(clamp(r.input_tokens))
-                .bind(clamp(r.cached_tokens))
-                .bind(clamp(r.cache_write_tokens))
-                .bind(clamp(r.output_tokens))
-                .bind(clamp(r.reasoning_tokens))
-                .bind(r.usage_source.as_str())
-                .bind(i64::from(r.attempts))
-                .bind(clamp(r.latency_ms))
-                .bind(r.ttfb_ms.map(clamp))
-                .bind(r.created_at);
+            args.extend([
+                Arg::from(&r.request_id),
+                r.team_id.into(),
+                r.api_key_id.into(),
+                r.endpoint.into(),
+                (&r.model).into(),
+                r.channel_id.into(),
+                i64::from(r.status).into(),
+                r.error_kind.into(),
+                i64::from(r.stream).into(),
+                clamp(r.input_tokens).into(),
+                clamp(r.cached_tokens).into(),
+                clamp(r.cache_write_tokens).into(),
+                clamp(r.output_tokens).into(),
+                clamp(r.reasoning_tokens).into(),
+                r.usage_source.as_str().into(),
+                i64::from(r.attempts).into(),
+                clamp(r.latency_ms).into(),
+                r.ttfb_ms.map(clamp).into(),
+                r.created_at.into(),
+            ]);
         }
-        q.execute(&mut *tx).await?;
+        tx.execute(&sql, &args).await?;
     }
     tx.commit().await?;
     Ok(())

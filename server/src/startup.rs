@@ -43,18 +43,19 @@ impl Prepared {
         } = self;
         drop(state);
         drop(gateway);
-        // The committer ends once the last settlement task has handed over its request.
-        if tokio::time::timeout(std::time::Duration::from_secs(30), committer_task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("settlements still running at exit; the reaper will finish them");
-        }
+        // The log writes through the committer, so it is flushed first; the committer ends
+        // once the last settlement task and the log have handed over their work.
         if tokio::time::timeout(std::time::Duration::from_secs(10), log_task)
             .await
             .is_err()
         {
             tracing::warn!("request log not fully flushed before exit");
+        }
+        if tokio::time::timeout(std::time::Duration::from_secs(30), committer_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("settlements still running at exit; the reaper will finish them");
         }
     }
 }
@@ -101,8 +102,8 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
     let catalog = CatalogHandle::load(db.clone()).await?;
     let timeouts = config.timeouts.clone();
     let http = upstream::client(&timeouts).context("building the HTTP client")?;
-    let (log, log_task) = gateway::log::spawn(db.clone());
     let (committer, committer_task) = weir_core::billing::Committer::spawn(db.clone());
+    let (log, log_task) = gateway::log::spawn(committer.clone());
     let gateway = Arc::new(Gateway {
         db: db.clone(),
         verifier: verifier.clone(),

@@ -15,16 +15,18 @@ use std::{
     fmt::Write as _,
 };
 
-use sqlx::{any::AnyRow, Any, Row, Transaction};
-
 use super::{
-    is_unique_violation,
     ledger::{apply_deltas, AccountRef, SystemAccount},
     pricing::{price, Usage},
-    reserve::{duration_ms, tariff_from_row, NewReservation},
+    reserve::{duration_ms, NewReservation},
     tokens_from_db, tokens_to_db, BillingError,
 };
-use crate::{catalog::Tariff, metering::UsageSource, money::Micros};
+use crate::{
+    catalog::Tariff,
+    metering::UsageSource,
+    money::{Micros, PerMillion},
+    writer::{Arg, Row, WriteTx},
+};
 
 /// How a request ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,21 +75,19 @@ fn list(sql: &mut String, n: usize, first: usize) {
 
 /// Holds `amount` on the team's balance if it is available: the one guarded `UPDATE`.
 async fn hold(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     team_id: i64,
     amount: i64,
     now: i64,
 ) -> Result<bool, BillingError> {
-    let done = sqlx::query(
-        "UPDATE account SET held = held + $1, updated_at = $2 \
-         WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",
-    )
-    .bind(amount)
-    .bind(now)
-    .bind(team_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let done = tx
+        .execute(
+            "UPDATE account SET held = held + $1, updated_at = $2 \
+             WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",
+            &[amount.into(), now.into(), team_id.into()],
+        )
+        .await?;
+    Ok(done == 1)
 }
 
 /// Reserves every item inside `tx`. The inner results are per item (`InsufficientBalance`,
@@ -98,7 +98,7 @@ async fn hold(
 /// otherwise one by one in order, so each is admitted exactly when it would have been alone
 /// after the ones before it.
 pub(super) async fn reserve_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     items: &[&NewReservation],
     now: i64,
 ) -> Result<Vec<Result<(), BillingError>>, BillingError> {
@@ -152,27 +152,29 @@ pub(super) async fn reserve_in(
             list(&mut sql, COLS, 2 + r * COLS);
             sql.push_str(", 'reserved', 0, $1)");
         }
-        let mut q = sqlx::query(&sql).bind(now);
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * COLS);
+        args.push(now.into());
         for r in chunk {
             let t = &r.tariff;
-            q = q
-                .bind(&r.request_id)
-                .bind(r.team_id)
-                .bind(r.api_key_id)
-                .bind(&r.model)
-                .bind(r.amount.0)
-                .bind(t.input.0)
-                .bind(t.cached_input.map(|p| p.0))
-                .bind(t.cache_write.map(|p| p.0))
-                .bind(t.output.0)
-                .bind(t.reasoning.map(|p| p.0))
-                .bind(t.markup_bps)
-                .bind(tokens_to_db(r.prompt_estimate))
-                .bind(now.saturating_add(duration_ms(r.ttl)));
+            args.extend([
+                Arg::from(&r.request_id),
+                r.team_id.into(),
+                r.api_key_id.into(),
+                (&r.model).into(),
+                r.amount.0.into(),
+                t.input.0.into(),
+                t.cached_input.map(|p| p.0).into(),
+                t.cache_write.map(|p| p.0).into(),
+                t.output.0.into(),
+                t.reasoning.map(|p| p.0).into(),
+                t.markup_bps.into(),
+                tokens_to_db(r.prompt_estimate).into(),
+                now.saturating_add(duration_ms(r.ttl)).into(),
+            ]);
         }
-        match q.execute(&mut **tx).await {
+        match tx.execute(&sql, &args).await {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
+            Err(e) if e.is_unique_violation() => {
                 let id = match chunk {
                     [one] => one.request_id.clone(),
                     _ => String::from("(one of a batch)"),
@@ -196,16 +198,33 @@ pub(super) struct Claimed {
     pub(super) checkpoint: u64,
 }
 
-fn claimed_from_row(r: &AnyRow) -> Result<(String, Claimed), sqlx::Error> {
+/// A row of the claim's `RETURNING` list.
+fn claimed_from_row(mut r: Row) -> Result<(String, Claimed), BillingError> {
+    if r.len() != 12 {
+        return Err(BillingError::Db(crate::db::DbError::Sqlx(
+            sqlx::Error::ColumnIndexOutOfBounds {
+                index: 11,
+                len: r.len(),
+            },
+        )));
+    }
+    let opt = |v: Option<i64>| v.map(PerMillion);
     Ok((
-        r.try_get("request_id")?,
+        r[0].text()?,
         Claimed {
-            team_id: r.try_get("team_id")?,
-            amount: r.try_get("amount")?,
-            model: r.try_get("model")?,
-            tariff: tariff_from_row(r)?,
-            prompt_estimate: tokens_from_db(r.try_get("prompt_estimate")?),
-            checkpoint: tokens_from_db(r.try_get("checkpoint_output_tokens")?),
+            team_id: r[1].int()?,
+            amount: r[2].int()?,
+            model: r[3].text()?,
+            tariff: Tariff {
+                input: PerMillion(r[4].int()?),
+                cached_input: opt(r[5].opt_int()?),
+                cache_write: opt(r[6].opt_int()?),
+                output: PerMillion(r[7].int()?),
+                reasoning: opt(r[8].opt_int()?),
+                markup_bps: r[9].int()?,
+            },
+            prompt_estimate: tokens_from_db(r[10].int()?),
+            checkpoint: tokens_from_db(r[11].int()?),
         },
     ))
 }
@@ -215,7 +234,7 @@ fn claimed_from_row(r: &AnyRow) -> Result<(String, Claimed), sqlx::Error> {
 /// waits, then sees them finished and gets nothing; on SQLite the write transaction already
 /// excludes it. The caller must finish every claimed row in the same transaction.
 pub(super) async fn claim_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     ids: &[&str],
     expired_by: i64,
     now: i64,
@@ -232,12 +251,11 @@ pub(super) async fn claim_in(
                price_cache_write, price_output, price_reasoning, markup_bps, prompt_estimate, \
                checkpoint_output_tokens",
         );
-        let mut q = sqlx::query(&sql).bind(now).bind(expired_by);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for row in q.fetch_all(&mut **tx).await? {
-            let (id, c) = claimed_from_row(&row)?;
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(2 + chunk.len());
+        args.extend([Arg::from(now), expired_by.into()]);
+        args.extend(chunk.iter().map(|id| Arg::from(*id)));
+        for row in tx.fetch(&sql, &args).await? {
+            let (id, c) = claimed_from_row(row)?;
             out.insert(id, c);
         }
     }
@@ -249,7 +267,7 @@ pub(super) async fn claim_in(
 /// touched account is updated once for the whole batch. Returns the cost of each item (0 for
 /// a release), in order.
 pub(super) async fn apply(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     items: &[(&str, &Claimed, Finish)],
     now: i64,
 ) -> Result<Vec<Micros>, BillingError> {
@@ -321,31 +339,29 @@ pub(super) async fn apply(
                usage_source = v.usage_source, cost = v.cost \
              FROM v WHERE reservation.request_id = v.request_id",
         );
-        let mut q = sqlx::query(&sql);
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * USAGE_COLS);
         for s in chunk {
             let u = &s.usage;
-            q = q
-                .bind(s.id)
-                .bind(tokens_to_db(u.input))
-                .bind(tokens_to_db(u.cached_input))
-                .bind(tokens_to_db(u.cache_write))
-                .bind(tokens_to_db(u.output))
-                .bind(tokens_to_db(u.reasoning))
-                .bind(s.source.as_str())
-                .bind(s.total);
+            args.extend([
+                Arg::from(s.id),
+                tokens_to_db(u.input).into(),
+                tokens_to_db(u.cached_input).into(),
+                tokens_to_db(u.cache_write).into(),
+                tokens_to_db(u.output).into(),
+                tokens_to_db(u.reasoning).into(),
+                s.source.as_str().into(),
+                s.total.into(),
+            ]);
         }
-        q.execute(&mut **tx).await?;
+        tx.execute(&sql, &args).await?;
     }
     for chunk in chunked(&released) {
         let mut sql =
             String::from("UPDATE reservation SET status = 'released' WHERE request_id IN (");
         list(&mut sql, chunk.len(), 1);
         sql.push(')');
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        q.execute(&mut **tx).await?;
+        let args: Vec<Arg<'_>> = chunk.iter().map(|id| Arg::from(*id)).collect();
+        tx.execute(&sql, &args).await?;
     }
 
     // The ledger transactions, one per settled request (the idempotency key is its id).
@@ -355,19 +371,24 @@ pub(super) async fn apply(
             String::from("INSERT INTO ledger_txn (kind, created_at, external_ref, memo) VALUES ");
         tuples(&mut sql, chunk.len(), 2, 2, "'usage', $1");
         sql.push_str(" RETURNING id, external_ref");
-        let mut q = sqlx::query(&sql).bind(now);
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * 2);
+        args.push(now.into());
         for s in chunk {
-            q = q.bind(&s.external_ref).bind(&s.c.model);
+            args.extend([Arg::from(&s.external_ref), (&s.c.model).into()]);
         }
-        let rows = match q.fetch_all(&mut **tx).await {
+        let rows = match tx.fetch(&sql, &args).await {
             Ok(rows) => rows,
-            Err(e) if is_unique_violation(&e) => {
+            Err(e) if e.is_unique_violation() => {
                 return Err(BillingError::Duplicate(String::from("usage:")))
             }
             Err(e) => return Err(e.into()),
         };
-        for row in rows {
-            txn_ids.insert(row.try_get("external_ref")?, row.try_get("id")?);
+        for mut row in rows {
+            let id = row.first().map(|c| c.int()).transpose()?;
+            let external_ref = row.get_mut(1).map(|c| c.text()).transpose()?;
+            if let (Some(id), Some(r)) = (id, external_ref) {
+                txn_ids.insert(r, id);
+            }
         }
     }
 
@@ -399,17 +420,19 @@ pub(super) async fn apply(
 
 /// Inserts ledger entry rows `(txn_id, account_id, amount)`.
 pub(super) async fn insert_entries(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     lines: &[(i64, i64, i64)],
 ) -> Result<(), BillingError> {
     for chunk in chunked(lines) {
         let mut sql = String::from("INSERT INTO ledger_entry (txn_id, account_id, amount) VALUES ");
         tuples(&mut sql, chunk.len(), 3, 1, "");
-        let mut q = sqlx::query(&sql);
-        for (txn, account, amount) in chunk {
-            q = q.bind(*txn).bind(*account).bind(*amount);
-        }
-        q.execute(&mut **tx).await?;
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|(txn, account, amount)| {
+                [Arg::from(*txn), (*account).into(), (*amount).into()]
+            })
+            .collect();
+        tx.execute(&sql, &args).await?;
     }
     Ok(())
 }
@@ -417,7 +440,7 @@ pub(super) async fn insert_entries(
 /// Claims and finishes `items` inside `tx`. Returns, per item, the cost if this call finished
 /// it, or `None` if it was not open (already finished, unknown, or named twice in the batch).
 pub(super) async fn finish_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     items: &[(&str, Finish)],
     now: i64,
 ) -> Result<Vec<Option<Micros>>, BillingError> {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::{Any, Row, Transaction};
 
 use super::{batch::insert_entries, is_unique_violation, BillingError};
+use crate::writer::WriteTx;
 use crate::{
     db::{now_ms, Db},
     money::Micros,
@@ -101,21 +102,22 @@ pub async fn post(
         Err(e) => return Err(e.into()),
     };
 
-    let ids = apply_deltas(tx, &deltas, now).await?;
+    let mut w = WriteTx::within(tx);
+    let ids = apply_deltas(&mut w, &deltas, now).await?;
 
     let lines: Vec<(i64, i64, i64)> = entries
         .iter()
         .filter(|e| e.amount.0 != 0)
         .filter_map(|e| ids.get(&e.account).map(|id| (txn_id, *id, e.amount.0)))
         .collect();
-    insert_entries(tx, &lines).await?;
+    insert_entries(&mut w, &lines).await?;
     Ok(LedgerTxnId(txn_id))
 }
 
 /// Adds `(balance, held)` deltas to the accounts, in lock order (the map's order), and returns
 /// their row ids. An account that does not exist is `UnknownTeam` / `MissingAccount`.
 pub(super) async fn apply_deltas(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx<'_>,
     deltas: &BTreeMap<AccountRef, (i128, i128)>,
     now: i64,
 ) -> Result<BTreeMap<AccountRef, i64>, BillingError> {
@@ -125,29 +127,39 @@ pub(super) async fn apply_deltas(
             .map_err(|_| BillingError::InvalidAmount("balance change out of range"))?;
         let d_held = i64::try_from(*d_held)
             .map_err(|_| BillingError::InvalidAmount("hold change out of range"))?;
-        let id: Option<i64> =
-            match account {
-                AccountRef::Team(team_id) => sqlx::query_scalar(
+        let rows = match account {
+            AccountRef::Team(team_id) => {
+                tx.fetch(
                     "UPDATE account SET balance = balance + $1, held = held + $2, updated_at = $3 \
                      WHERE team_id = $4 AND kind = 'team_balance' RETURNING id",
+                    &[
+                        d_balance.into(),
+                        d_held.into(),
+                        now.into(),
+                        (*team_id).into(),
+                    ],
                 )
-                .bind(d_balance)
-                .bind(d_held)
-                .bind(now)
-                .bind(*team_id)
-                .fetch_optional(&mut **tx)
-                .await?,
-                AccountRef::System(s) => sqlx::query_scalar(
+                .await?
+            }
+            AccountRef::System(s) => {
+                tx.fetch(
                     "UPDATE account SET balance = balance + $1, held = held + $2, updated_at = $3 \
                      WHERE team_id IS NULL AND kind = $4 RETURNING id",
+                    &[
+                        d_balance.into(),
+                        d_held.into(),
+                        now.into(),
+                        s.as_str().into(),
+                    ],
                 )
-                .bind(d_balance)
-                .bind(d_held)
-                .bind(now)
-                .bind(s.as_str())
-                .fetch_optional(&mut **tx)
-                .await?,
-            };
+                .await?
+            }
+        };
+        let id = rows
+            .first()
+            .and_then(|r| r.first())
+            .map(|c| c.int())
+            .transpose()?;
         let id = id.ok_or(match account {
             AccountRef::Team(t) => BillingError::UnknownTeam(*t),
             AccountRef::System(s) => BillingError::MissingAccount(s.as_str()),

@@ -84,7 +84,8 @@ pub async fn reap(db: &Db, now_ms: i64) -> Result<ReapReport, BillingError> {
 }
 
 async fn reap_one(db: &Db, request_id: &str, now_ms: i64) -> Result<Option<Reaped>, BillingError> {
-    let mut tx = db.begin_write().await?;
+    let mut w = crate::writer::Writer::Pool(db);
+    let mut tx = w.begin().await?;
     let claimed = claim_in(&mut tx, &[request_id], now_ms, crate::db::now_ms()).await?;
     let Some(c) = claimed.get(request_id) else {
         tx.rollback().await?;

@@ -15,6 +15,7 @@ use crate::{
     db::{now_ms, Db},
     metering::UsageSource,
     money::{Micros, PerMillion},
+    writer::{Cell, Writer},
 };
 
 /// What the gateway reserves before calling upstream.
@@ -131,7 +132,15 @@ pub(super) fn tariff_from_row(r: &AnyRow) -> Result<Tariff, sqlx::Error> {
 /// held; also when the team has no account), `Duplicate` for a reused request id,
 /// `InvalidAmount` for a negative amount.
 pub async fn reserve(db: &Db, r: &NewReservation) -> Result<(), BillingError> {
-    let mut tx = db.begin_write().await?;
+    reserve_with(&mut Writer::Pool(db), r).await
+}
+
+/// [`reserve`] through `w`.
+pub(super) async fn reserve_with(
+    w: &mut Writer<'_>,
+    r: &NewReservation,
+) -> Result<(), BillingError> {
+    let mut tx = w.begin().await?;
     match batch::reserve_in(&mut tx, &[r], now_ms()).await {
         Ok(mut out) => {
             let one = out.pop().unwrap_or(Err(BillingError::InsufficientBalance));
@@ -158,22 +167,22 @@ pub async fn reserve(db: &Db, r: &NewReservation) -> Result<(), BillingError> {
 /// id anywhere in the batch, falls back to one transaction per request, so one bad item never
 /// fails the others.
 pub async fn reserve_many(db: &Db, items: &[NewReservation]) -> Vec<Result<(), BillingError>> {
+    reserve_many_with(&mut Writer::Pool(db), items).await
+}
+
+/// [`reserve_many`] through `w`.
+pub(super) async fn reserve_many_with(
+    w: &mut Writer<'_>,
+    items: &[NewReservation],
+) -> Vec<Result<(), BillingError>> {
     if let [one] = items {
-        return vec![reserve(db, one).await];
+        return vec![reserve_with(w, one).await];
     }
     let refs: Vec<&NewReservation> = items.iter().collect();
     let attempt = async {
-        let mut tx = db.begin_write().await?;
-        match batch::reserve_in(&mut tx, &refs, now_ms()).await {
-            Ok(out) => {
-                tx.commit().await?;
-                Ok(out)
-            }
-            Err(e) => {
-                tx.rollback().await?;
-                Err(e)
-            }
-        }
+        let mut tx = w.begin().await?;
+        let res = batch::reserve_in(&mut tx, &refs, now_ms()).await;
+        tx.end(res).await
     };
     match attempt.await {
         Ok(out) => out,
@@ -181,7 +190,7 @@ pub async fn reserve_many(db: &Db, items: &[NewReservation]) -> Vec<Result<(), B
             tracing::debug!(error = %e, n = items.len(), "batched reservation failed; one by one");
             let mut out = Vec::with_capacity(items.len());
             for r in items {
-                out.push(reserve(db, r).await);
+                out.push(reserve_with(w, r).await);
             }
             out
         }
@@ -189,20 +198,42 @@ pub async fn reserve_many(db: &Db, items: &[NewReservation]) -> Vec<Result<(), B
 }
 
 /// Reads the stored outcome of a finished reservation.
-async fn finished(db: &Db, request_id: &str) -> Result<Settlement, BillingError> {
-    let row = sqlx::query("SELECT status, cost FROM reservation WHERE request_id = $1")
-        .bind(request_id)
-        .fetch_optional(db.pool())
-        .await?
-        .ok_or_else(|| BillingError::NotFound(request_id.to_owned()))?;
-    let status = ReservationStatus::parse(&row.try_get::<String, _>("status")?)
-        .ok_or_else(|| BillingError::NotFound(request_id.to_owned()))?;
+async fn finished(w: &mut Writer<'_>, request_id: &str) -> Result<Settlement, BillingError> {
+    let not_found = || BillingError::NotFound(request_id.to_owned());
+    let mut row = match w {
+        Writer::Pool(db) => {
+            let row = sqlx::query("SELECT status, cost FROM reservation WHERE request_id = $1")
+                .bind(request_id)
+                .fetch_optional(db.pool())
+                .await?
+                .ok_or_else(not_found)?;
+            vec![
+                Cell::Text(row.try_get("status")?),
+                Cell::Null.or_int(row.try_get::<Option<i64>, _>("cost")?),
+            ]
+        }
+        Writer::Conn(_) => {
+            let mut tx = w.begin().await?;
+            let rows = tx
+                .fetch(
+                    "SELECT status, cost FROM reservation WHERE request_id = $1",
+                    &[request_id.into()],
+                )
+                .await?;
+            tx.commit().await?;
+            rows.into_iter().next().ok_or_else(not_found)?
+        }
+    };
+    if row.len() != 2 {
+        return Err(not_found());
+    }
+    let status = ReservationStatus::parse(&row[0].text()?).ok_or_else(not_found)?;
     if status == ReservationStatus::Reserved {
         // Only possible if the row appeared after our claim looked: not a finished request.
         return Err(BillingError::NotFound(request_id.to_owned()));
     }
     Ok(Settlement {
-        cost: Micros(row.try_get::<Option<i64>, _>("cost")?.unwrap_or(0)),
+        cost: Micros(row[1].opt_int()?.unwrap_or(0)),
         already: true,
         status,
     })
@@ -246,9 +277,18 @@ pub async fn finish_one(
     request_id: &str,
     finish: Finish,
 ) -> Result<Settlement, BillingError> {
+    finish_one_with(&mut Writer::Pool(db), request_id, finish).await
+}
+
+/// [`finish_one`] through `w`.
+pub(super) async fn finish_one_with(
+    w: &mut Writer<'_>,
+    request_id: &str,
+    finish: Finish,
+) -> Result<Settlement, BillingError> {
     let item = [(request_id, finish)];
-    let done = try_finish(db, &item).await?;
-    match outcomes(db, &item, done).await.pop() {
+    let done = try_finish(w, &item).await?;
+    match outcomes(w, &item, done).await.pop() {
         Some(outcome) => outcome,
         None => Err(BillingError::NotFound(request_id.to_owned())),
     }
@@ -261,13 +301,21 @@ pub async fn finish_many(
     db: &Db,
     items: &[(&str, Finish)],
 ) -> Vec<Result<Settlement, BillingError>> {
-    match try_finish(db, items).await {
-        Ok(done) => outcomes(db, items, done).await,
+    finish_many_with(&mut Writer::Pool(db), items).await
+}
+
+/// [`finish_many`] through `w`.
+pub(super) async fn finish_many_with(
+    w: &mut Writer<'_>,
+    items: &[(&str, Finish)],
+) -> Vec<Result<Settlement, BillingError>> {
+    match try_finish(w, items).await {
+        Ok(done) => outcomes(w, items, done).await,
         Err(e) => {
             tracing::debug!(error = %e, n = items.len(), "batched settlement failed; one by one");
             let mut out = Vec::with_capacity(items.len());
             for (request_id, finish) in items {
-                out.push(finish_one(db, request_id, *finish).await);
+                out.push(finish_one_with(w, request_id, *finish).await);
             }
             out
         }
@@ -276,26 +324,18 @@ pub async fn finish_many(
 
 /// One transaction finishing `items`: per item, its cost if this call finished it.
 async fn try_finish(
-    db: &Db,
+    w: &mut Writer<'_>,
     items: &[(&str, Finish)],
 ) -> Result<Vec<Option<Micros>>, BillingError> {
-    let mut tx = db.begin_write().await?;
-    match batch::finish_in(&mut tx, items, now_ms()).await {
-        Ok(out) => {
-            tx.commit().await?;
-            Ok(out)
-        }
-        Err(e) => {
-            tx.rollback().await?;
-            Err(e)
-        }
-    }
+    let mut tx = w.begin().await?;
+    let res = batch::finish_in(&mut tx, items, now_ms()).await;
+    tx.end(res).await
 }
 
 /// What each item's caller is told: its settlement, the stored outcome of a request that was
 /// finished before (`already`), or `NotFound`.
 async fn outcomes(
-    db: &Db,
+    w: &mut Writer<'_>,
     items: &[(&str, Finish)],
     done: Vec<Option<Micros>>,
 ) -> Vec<Result<Settlement, BillingError>> {
@@ -310,7 +350,7 @@ async fn outcomes(
                     Finish::Release => ReservationStatus::Released,
                 },
             }),
-            None => finished(db, request_id).await,
+            None => finished(w, request_id).await,
         });
     }
     out
@@ -352,7 +392,7 @@ pub async fn extend(db: &Db, request_id: &str, additional: Micros) -> Result<Mic
     .await?;
     let Some(row) = row else {
         tx.rollback().await?;
-        finished(db, request_id).await?;
+        finished(&mut Writer::Pool(db), request_id).await?;
         return Err(BillingError::Finished(request_id.to_owned()));
     };
     let team_id: i64 = row.try_get("team_id")?;

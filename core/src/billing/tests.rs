@@ -6,7 +6,10 @@ use std::{collections::HashMap, time::Duration};
 use proptest::{prelude::*, test_runner::TestRunner};
 use sqlx::Row;
 
-use super::*;
+use super::{
+    reserve::{finish_many_with, reserve_many_with},
+    *,
+};
 use crate::{
     catalog::{self, ModelKind, ModelSpec, ProviderSpec, Tariff, Wire},
     db::{now_ms, Backend, Db},
@@ -14,6 +17,7 @@ use crate::{
     money::{Micros, PerMillion},
     team,
     testing::TestDb,
+    writer::Writer,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -1138,7 +1142,16 @@ async fn batches_match_one_by_one() {
         v.push(res("free", t1, 0));
         v
     };
-    let in_batch = reserve_many(&a.db, &batch(teams[0].0, teams[0].1)).await;
+    // The batches run as the committer runs them: on a SQLite file through a connection of
+    // their own (rusqlite), on PostgreSQL through the pool.
+    let mut own =
+        a.db.sqlite_file()
+            .map(|f| crate::writer::open_sqlite(f).unwrap());
+    let mut w = match own.as_mut() {
+        Some(conn) => Writer::Conn(conn),
+        None => Writer::Pool(&a.db),
+    };
+    let in_batch = reserve_many_with(&mut w, &batch(teams[0].0, teams[0].1)).await;
     let mut alone = Vec::new();
     for r in batch(teams[1].0, teams[1].1) {
         alone.push(reserve(&b.db, &r).await);
@@ -1149,8 +1162,8 @@ async fn batches_match_one_by_one() {
     assert_eq!(show(&in_batch), show(&alone));
     assert_eq!(in_batch.iter().filter(|r| r.is_ok()).count(), 5 + 27 + 1);
     // A reused id in a batch falls back to one by one: the first wins, the second is Duplicate.
-    let dup = reserve_many(
-        &a.db,
+    let dup = reserve_many_with(
+        &mut w,
         &[
             res("d", teams[0].1, 10),
             res("d", teams[0].1, 10),
@@ -1191,7 +1204,7 @@ async fn batches_match_one_by_one() {
         },
     ));
     let items: Vec<(&str, Finish)> = finishes.iter().map(|(id, f)| (id.as_str(), *f)).collect();
-    let in_batch = finish_many(&a.db, &items).await;
+    let in_batch = finish_many_with(&mut w, &items).await;
     let mut alone = Vec::new();
     for (id, f) in &items {
         alone.push(match f {
@@ -1321,4 +1334,57 @@ async fn committer_admits_exactly_what_fits_and_settles_everything() {
         .await,
         0
     );
+}
+
+/// Request-log rows sent to the committer are all written (in transactions of `LOG_CHUNK`),
+/// between reservations, and a batch sent again is not duplicated.
+#[tokio::test]
+async fn committer_writes_the_request_log_between_reservations() {
+    use crate::metering::RequestRecord;
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let team = new_team(db, 1_000_000_000).await;
+    let (c, task) = Committer::spawn(db.clone());
+    let n = LOG_CHUNK * 3 + 5;
+    let rows: std::sync::Arc<[RequestRecord]> = (0..n)
+        .map(|i| RequestRecord {
+            request_id: format!("log{i}"),
+            team_id: team,
+            api_key_id: 1,
+            endpoint: "chat",
+            model: "demo/echo".into(),
+            channel_id: None,
+            status: 200,
+            error_kind: None,
+            stream: false,
+            input_tokens: 1,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
+            output_tokens: 1,
+            reasoning_tokens: 0,
+            usage_source: UsageSource::Upstream,
+            attempts: 1,
+            latency_ms: 1,
+            ttfb_ms: None,
+            created_at: now_ms(),
+        })
+        .collect();
+    let (logged, reserved) = tokio::join!(c.log(rows.clone()), async {
+        let mut out = Vec::new();
+        for i in 0..20 {
+            out.push(c.reserve(res(&format!("between{i}"), team, 1_000)).await);
+        }
+        out
+    });
+    logged.unwrap();
+    assert!(reserved.iter().all(|r| r.is_ok()), "{reserved:?}");
+    c.log(rows).await.unwrap();
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM request_log WHERE request_id LIKE 'log%'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(count, i64::try_from(n).unwrap());
+    drop(c);
+    task.await.unwrap();
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use weir_core::{metering::RequestRecord, Db};
+use weir_core::{billing::Committer, metering::RequestRecord};
 
 const QUEUE: usize = 65_536;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -25,8 +25,10 @@ impl LogSender {
     }
 }
 
-/// Starts the writer. It ends when every sender is gone and the queue is drained.
-pub fn spawn(db: Db) -> (LogSender, tokio::task::JoinHandle<()>) {
+/// Starts the writer, which writes through the billing committer (on SQLite, every hot write
+/// goes through its one connection). It ends when every sender is gone and the queue is
+/// drained.
+pub fn spawn(committer: Committer) -> (LogSender, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<RequestRecord>(QUEUE);
     let task = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(weir_core::metering::MAX_BATCH);
@@ -45,12 +47,13 @@ pub fn spawn(db: Db) -> (LogSender, tokio::task::JoinHandle<()>) {
                     }
                 }
             }
+            let rows: std::sync::Arc<[RequestRecord]> = buf.drain(..).collect();
             let mut delay = Duration::from_millis(200);
             for attempt in 0..8 {
-                match weir_core::metering::insert_batch(&db, &buf).await {
+                match committer.log(rows.clone()).await {
                     Ok(()) => break,
                     Err(e) => {
-                        tracing::error!(error = %e, attempt, rows = buf.len(), "request log insert failed; retrying");
+                        tracing::error!(error = %e, attempt, rows = rows.len(), "request log insert failed; retrying");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(Duration::from_secs(10));
                     }
