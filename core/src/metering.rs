@@ -3,7 +3,7 @@
 
 use crate::{
     db::{Db, DbError},
-    writer::{Arg, Writer},
+    writer::{Arg, WriteTx, Writer},
 };
 
 /// Where a request's token counts came from.
@@ -70,7 +70,14 @@ pub async fn insert_batch(db: &Db, rows: &[RequestRecord]) -> Result<(), DbError
 
 /// [`insert_batch`] through `w`.
 pub async fn insert_batch_with(w: &mut Writer<'_>, rows: &[RequestRecord]) -> Result<(), DbError> {
+    let rows: Vec<&RequestRecord> = rows.iter().collect();
     let mut tx = w.begin().await?;
+    let res = insert_in(&mut tx, &rows).await;
+    tx.end(res).await
+}
+
+/// Inserts `rows` inside `tx` (a row whose `request_id` already exists is skipped).
+pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<(), DbError> {
     for chunk in crate::db::chunked(rows, ROWS_PER_STATEMENT) {
         let mut sql = String::from(
             "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, channel_id, status, error_kind, stream, \
@@ -118,7 +125,6 @@ pub async fn insert_batch_with(w: &mut Writer<'_>, rows: &[RequestRecord]) -> Re
         }
         tx.execute(&sql, &args).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

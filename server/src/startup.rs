@@ -1,6 +1,6 @@
 //! Start-up: everything between "the database is migrated" and "the router can serve":
 //! seeding the catalog, wiring channels from upstream keys in the environment, and starting
-//! the background tasks (key-cache epoch watcher, catalog watcher, request-log writer).
+//! the background tasks (key-cache epoch watcher, catalog watcher, reaper, billing committer).
 
 use std::sync::Arc;
 
@@ -23,7 +23,6 @@ pub struct Prepared {
     pub state: AppState,
     pub gateway: Arc<Gateway>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
-    log_task: tokio::task::JoinHandle<()>,
     committer_task: tokio::task::JoinHandle<()>,
 }
 
@@ -37,20 +36,13 @@ impl Prepared {
         let Prepared {
             state,
             gateway,
-            log_task,
             committer_task,
             ..
         } = self;
         drop(state);
         drop(gateway);
-        // The log writes through the committer, so it is flushed first; the committer ends
-        // once the last settlement task and the log have handed over their work.
-        if tokio::time::timeout(std::time::Duration::from_secs(10), log_task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("request log not fully flushed before exit");
-        }
+        // The committer ends, after writing what is waiting, once the last request that held
+        // a handle (through the gateway) has finished.
         if tokio::time::timeout(std::time::Duration::from_secs(30), committer_task)
             .await
             .is_err()
@@ -103,7 +95,6 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
     let timeouts = config.timeouts.clone();
     let http = upstream::client(&timeouts).context("building the HTTP client")?;
     let (committer, committer_task) = weir_core::billing::Committer::spawn(db.clone());
-    let (log, log_task) = gateway::log::spawn(committer.clone());
     let gateway = Arc::new(Gateway {
         db: db.clone(),
         verifier: verifier.clone(),
@@ -111,7 +102,6 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         http,
         timeouts,
         health: Default::default(),
-        log,
         billing: config.billing.clone(),
         committer,
     });
@@ -125,7 +115,6 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         state,
         gateway,
         watchers,
-        log_task,
         committer_task,
     })
 }

@@ -5,42 +5,47 @@
 //!   takes every reservation queued at that moment and commits them together at once. Under
 //!   load the batch grows by itself while the previous one commits; alone, a request waits for
 //!   exactly one transaction, as it would without the committer.
-//! - A **settlement or release** only needs to be durable soon, not now (its client has its
-//!   answer): they are gathered for up to [`SETTLE_WINDOW`] (or [`MAX_BATCH`] of them) and
-//!   committed together, out of the way of reservations.
+//! - A **finished request** (its settlement or release, and its request-log row) only needs
+//!   to be durable soon, not now (its client has its answer). The request path hands it over
+//!   with [`Committer::done`] and does not wait: no task, no reply. Finished requests are
+//!   gathered for [`SETTLE_WINDOW`] (the first one to arrive wakes the committer, the others
+//!   just join the inbox) and written in one transaction, [`MAX_BATCH`] at most, out of the
+//!   way of reservations. A failed write is retried by the committer with a backoff.
 //! - A reservation refused for want of balance while settlements are waiting commits those
 //!   first and is tried again, so the window never refuses a request that fits once the holds
 //!   of finished requests are dropped.
-//!
-//! - **Request-log rows** (already gathered by the caller) are written in transactions of
-//!   [`LOG_CHUNK`] rows whenever no reservation is waiting, so that a large batch never holds
-//!   a request up for long, and on SQLite every hot write goes through one connection.
 //!
 //! On a SQLite file the task runs on a thread of its own with its own connection
 //! ([`Writer::Conn`]): a batch is one hop to that thread and back, instead of one hop to sqlx's
 //! worker thread per statement. Elsewhere it is a task on the runtime using the pool.
 //!
-//! Nothing is kept only in memory: each caller waits until its own row is committed, the
-//! reservation row is written before the upstream call, and a settlement still waiting in the
-//! window when the process dies is finished by the reaper from the row, like one that never
-//! started. Every write goes through the same [`reserve_many`] and [`finish_many`] as the
-//! single-request functions.
+//! No money state is kept only in memory: the reservation row is committed before the
+//! upstream call, and a settlement still waiting in the window when the process dies is
+//! finished by the reaper from that row, like one that never started. Every write goes
+//! through the same batch code as the single-request functions.
 
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{
+    mem,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
 
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, Notify},
     time::Instant,
 };
 
 use super::{
     batch::Finish,
     pricing::Usage,
-    reserve::{finish_many_with, finish_one, reserve_many_with, NewReservation, Settlement},
+    reserve::{
+        finish_and_log_with, finish_one, finish_one_with, reserve_many_with, NewReservation,
+        Settlement,
+    },
     BillingError,
 };
 use crate::{
-    db::{Db, DbError},
+    db::Db,
     metering::{self, RequestRecord, UsageSource},
     writer::{self, Writer},
 };
@@ -50,33 +55,99 @@ pub const SETTLE_WINDOW: Duration = Duration::from_millis(2);
 /// The most requests committed in one transaction.
 pub const MAX_BATCH: usize = 256;
 const QUEUE: usize = 8_192;
-/// Request-log rows per transaction.
-pub const LOG_CHUNK: usize = 32;
-
-/// Request-log rows being written, `LOG_CHUNK` at a time.
-struct LogJob {
-    rows: Arc<[RequestRecord]>,
-    done: usize,
-    reply: oneshot::Sender<Result<(), DbError>>,
-}
+/// How many times a settlement or request-log row whose write failed is tried (with a
+/// backoff from [`FIRST_RETRY`] up to [`LAST_RETRY`]) before it is left to the reaper (a
+/// settlement) or dropped (a log row).
+const MAX_ATTEMPTS: u32 = 10;
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(10);
 
 struct ReserveOp {
     r: NewReservation,
     reply: oneshot::Sender<Result<(), BillingError>>,
 }
 
+/// A finished request handed over without waiting: its request-log row and, if it held a
+/// reservation, how to finish that.
+struct Done {
+    record: RequestRecord,
+    finish: Option<Finish>,
+    attempts: u32,
+}
+
+/// A settlement or release whose caller waits for the outcome.
 struct FinishOp {
     request_id: String,
     finish: Finish,
     reply: oneshot::Sender<Result<Settlement, BillingError>>,
+    attempts: u32,
 }
 
-enum FinishMsg {
-    Op(FinishOp),
-    /// Commit everything waiting, then answer.
-    Flush(oneshot::Sender<()>),
-    /// Write these request-log rows, [`LOG_CHUNK`] at a time between the other work.
-    Log(Arc<[RequestRecord]>, oneshot::Sender<Result<(), DbError>>),
+/// What waits for the next window.
+#[derive(Default)]
+struct Inbox {
+    done: Vec<Done>,
+    ops: Vec<FinishOp>,
+    flushers: Vec<oneshot::Sender<()>>,
+    /// Set once the committer has stopped; work handed over later is written by the caller.
+    closed: bool,
+}
+
+impl Inbox {
+    fn is_empty(&self) -> bool {
+        self.done.is_empty() && self.ops.is_empty()
+    }
+}
+
+/// The inbox, shared by the handles and the committer.
+#[derive(Default)]
+struct Shared {
+    inbox: Mutex<Inbox>,
+    /// Wakes the committer when the inbox gets its first item, or a flush is asked for.
+    wake: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `item` to the inbox, waking the committer if it was empty; gives it back if the
+    /// committer has stopped.
+    fn put<T>(&self, item: T, add: impl FnOnce(&mut Inbox, T)) -> Result<(), T> {
+        let mut inbox = self.lock();
+        if inbox.closed {
+            return Err(item);
+        }
+        let first = inbox.is_empty();
+        add(&mut inbox, item);
+        drop(inbox);
+        if first {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Marks the inbox closed when the committer stops, however it stops; callers still waiting
+/// on an operation it holds get an error (and retry on their own).
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let mut inbox = self.0.lock();
+        inbox.closed = true;
+        let left = mem::take(&mut inbox.done);
+        inbox.ops.clear();
+        inbox.flushers.clear();
+        drop(inbox);
+        if !left.is_empty() {
+            tracing::error!(
+                requests = left.len(),
+                "committer stopped with requests unwritten; the reaper will settle their reservations"
+            );
+        }
+    }
 }
 
 /// The handle the request path uses; cheap to clone. When its task has stopped, calls fall
@@ -85,7 +156,7 @@ enum FinishMsg {
 pub struct Committer {
     db: Db,
     reserves: mpsc::Sender<ReserveOp>,
-    finishes: mpsc::Sender<FinishMsg>,
+    shared: Arc<Shared>,
 }
 
 impl Committer {
@@ -93,19 +164,19 @@ impl Committer {
     /// handle is gone.
     pub fn spawn(db: Db) -> (Committer, tokio::task::JoinHandle<()>) {
         let (rtx, rrx) = mpsc::channel(QUEUE);
-        let (ftx, frx) = mpsc::channel(QUEUE);
+        let shared = Arc::new(Shared::default());
         let task = match db.sqlite_file() {
-            Some(file) => spawn_thread(db.clone(), file.to_owned(), rrx, frx),
+            Some(file) => spawn_thread(db.clone(), file.to_owned(), rrx, shared.clone()),
             None => {
-                let db = db.clone();
-                tokio::spawn(async move { run(&db, &mut Writer::Pool(&db), rrx, frx).await })
+                let (db, shared) = (db.clone(), shared.clone());
+                tokio::spawn(async move { run(&db, &mut Writer::Pool(&db), rrx, shared).await })
             }
         };
         (
             Committer {
                 db,
                 reserves: rtx,
-                finishes: ftx,
+                shared,
             },
             task,
         )
@@ -120,6 +191,35 @@ impl Committer {
                 Err(_) => Err(stopped()),
             },
             Err(mpsc::error::SendError(op)) => super::reserve(&self.db, &op.r).await,
+        }
+    }
+
+    /// Hands over a finished request without waiting for anything: its request-log row and,
+    /// if it held a reservation, its settlement or release. They are committed together,
+    /// with the other requests that finished within [`SETTLE_WINDOW`]; a failed write is
+    /// retried by the committer, and a settlement that is never written (the process died)
+    /// is finished by the reaper from the reservation row.
+    pub fn done(&self, record: RequestRecord, finish: Option<Finish>) {
+        let d = Done {
+            record,
+            finish,
+            attempts: 0,
+        };
+        if let Err(d) = self.shared.put(d, |inbox, d| inbox.done.push(d)) {
+            // The committer has stopped: write it from here.
+            let db = self.db.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        if let Err(e) = write_done(&mut Writer::Pool(&db), &d).await {
+                            tracing::error!(request_id = %d.record.request_id, error = %e, "writing a finished request failed");
+                        }
+                    });
+                }
+                Err(_) => {
+                    tracing::error!(request_id = %d.record.request_id, "finished request dropped outside the runtime")
+                }
+            }
         }
     }
 
@@ -147,36 +247,26 @@ impl Committer {
             request_id,
             finish,
             reply,
+            attempts: 0,
         };
-        match self.finishes.send(FinishMsg::Op(op)).await {
+        match self.shared.put(op, |inbox, op| inbox.ops.push(op)) {
             Ok(()) => rx.await.unwrap_or_else(|_| Err(stopped())),
-            Err(mpsc::error::SendError(msg)) => match msg {
-                FinishMsg::Op(op) => finish_one(&self.db, &op.request_id, op.finish).await,
-                FinishMsg::Flush(_) | FinishMsg::Log(..) => Err(stopped()),
-            },
+            Err(op) => finish_one(&self.db, &op.request_id, op.finish).await,
         }
     }
 
-    /// [`metering::insert_batch`], on the committer's connection.
-    pub async fn log(&self, rows: Arc<[RequestRecord]>) -> Result<(), DbError> {
-        let (reply, rx) = oneshot::channel();
-        match self.finishes.send(FinishMsg::Log(rows, reply)).await {
-            Ok(()) => rx
-                .await
-                .unwrap_or(Err(DbError::Sqlx(sqlx::Error::WorkerCrashed))),
-            Err(mpsc::error::SendError(FinishMsg::Log(rows, _))) => {
-                metering::insert_batch(&self.db, &rows).await
-            }
-            Err(_) => Ok(()),
-        }
-    }
-
-    /// Commits every settlement waiting in the window now.
+    /// Commits everything waiting in the window now.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.finishes.send(FinishMsg::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
+        {
+            let mut inbox = self.shared.lock();
+            if inbox.closed {
+                return;
+            }
+            inbox.flushers.push(tx);
         }
+        self.shared.wake.notify_one();
+        let _ = rx.await;
     }
 }
 
@@ -191,7 +281,7 @@ fn spawn_thread(
     db: Db,
     file: std::path::PathBuf,
     reserves: mpsc::Receiver<ReserveOp>,
-    finishes: mpsc::Receiver<FinishMsg>,
+    shared: Arc<Shared>,
 ) -> tokio::task::JoinHandle<()> {
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let started = std::thread::Builder::new()
@@ -212,11 +302,11 @@ fn spawn_thread(
             };
             rt.block_on(async move {
                 match writer::open_sqlite(&file) {
-                    Ok(mut conn) => run(&db, &mut Writer::Conn(&mut conn), reserves, finishes).await,
+                    Ok(mut conn) => run(&db, &mut Writer::Conn(&mut conn), reserves, shared).await,
                     Err(e) => {
                         // Fall back to the pool, so billing still works.
                         tracing::error!(error = %e, "committer could not open its connection; using the pool");
-                        run(&db, &mut Writer::Pool(&db), reserves, finishes).await
+                        run(&db, &mut Writer::Pool(&db), reserves, shared).await
                     }
                 }
             });
@@ -229,18 +319,27 @@ fn spawn_thread(
     })
 }
 
+/// How a window's write went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Window {
+    /// Everything that was waiting is written.
+    Done,
+    /// Written, and more is waiting (more than [`MAX_BATCH`] had arrived).
+    More,
+    /// Some writes failed; they are back in the inbox to be tried again.
+    Failed,
+}
+
 async fn run(
     db: &Db,
     w: &mut Writer<'_>,
     mut reserves: mpsc::Receiver<ReserveOp>,
-    mut finishes: mpsc::Receiver<FinishMsg>,
+    shared: Arc<Shared>,
 ) {
-    let mut pending: Vec<FinishOp> = Vec::new();
-    let mut flushers: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut logs: VecDeque<LogJob> = VecDeque::new();
+    let _closer = Closer(shared.clone());
     let mut deadline: Option<Instant> = None;
-    let (mut reserves_open, mut finishes_open) = (true, true);
-    while reserves_open || finishes_open || !logs.is_empty() {
+    let mut retry = SETTLE_WINDOW;
+    loop {
         if let Writer::Conn(conn) = w {
             if db.take_wal_restart() {
                 // Between our transactions nothing else writes, so this copies the frames the
@@ -253,8 +352,9 @@ async fn run(
         let due = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             biased;
-            op = reserves.recv(), if reserves_open => match op {
-                None => reserves_open = false,
+            op = reserves.recv() => match op {
+                // Every handle is gone.
+                None => break,
                 Some(op) => {
                     let mut batch = vec![op];
                     while batch.len() < MAX_BATCH {
@@ -263,83 +363,152 @@ async fn run(
                             Err(_) => break,
                         }
                     }
-                    reserve_batch(w, batch, &mut pending, &mut finishes, &mut flushers, &mut logs)
-                        .await;
-                    if pending.is_empty() {
-                        deadline = None;
-                    }
+                    reserve_batch(w, batch, &shared).await;
                 }
             },
             () = tokio::time::sleep_until(due), if deadline.is_some() => {
-                finish_batch(w, &mut pending, &mut flushers).await;
                 deadline = None;
-            }
-            () = std::future::ready(()), if !logs.is_empty() => write_logs(w, &mut logs).await,
-            msg = finishes.recv(), if finishes_open => match msg {
-                None => finishes_open = false,
-                Some(msg) => {
-                    let forced = take(msg, &mut pending, &mut flushers, &mut logs);
-                    if forced || pending.len() >= MAX_BATCH {
-                        finish_batch(w, &mut pending, &mut flushers).await;
-                        deadline = None;
-                    } else if deadline.is_none() && !pending.is_empty() {
-                        deadline = Some(Instant::now() + SETTLE_WINDOW);
+                match write_window(w, &shared).await {
+                    Window::Done => retry = SETTLE_WINDOW,
+                    Window::More => {
+                        retry = SETTLE_WINDOW;
+                        deadline = Some(Instant::now());
+                    }
+                    Window::Failed => {
+                        retry = (retry * 2).clamp(FIRST_RETRY, LAST_RETRY);
+                        deadline = Some(Instant::now() + retry);
                     }
                 }
-            },
+            }
+            () = shared.wake.notified() => {}
+        }
+        // Open the window for what has arrived; a flush closes it at once.
+        let inbox = shared.lock();
+        if !inbox.flushers.is_empty() {
+            deadline = Some(Instant::now());
+        } else if deadline.is_none() && !inbox.is_empty() {
+            deadline = Some(Instant::now() + retry);
         }
     }
-    finish_batch(w, &mut pending, &mut flushers).await;
-}
-
-/// Writes the next [`LOG_CHUNK`] rows of the first log job, answering it once all are in.
-async fn write_logs(w: &mut Writer<'_>, logs: &mut VecDeque<LogJob>) {
-    let Some(job) = logs.front_mut() else { return };
-    let end = (job.done + LOG_CHUNK).min(job.rows.len());
-    let res = metering::insert_batch_with(w, &job.rows[job.done..end]).await;
-    job.done = end;
-    if res.is_err() || end == job.rows.len() {
-        if let Some(job) = logs.pop_front() {
-            let _ = job.reply.send(res);
-        }
-    }
-}
-
-/// Adds a message to the waiting work; true if it asks for a flush.
-fn take(
-    msg: FinishMsg,
-    pending: &mut Vec<FinishOp>,
-    flushers: &mut Vec<oneshot::Sender<()>>,
-    logs: &mut VecDeque<LogJob>,
-) -> bool {
-    match msg {
-        FinishMsg::Log(rows, reply) => {
-            logs.push_back(LogJob {
-                rows,
-                done: 0,
-                reply,
-            });
-            false
-        }
-        FinishMsg::Op(op) => {
-            pending.push(op);
-            false
-        }
-        FinishMsg::Flush(tx) => {
-            flushers.push(tx);
-            true
+    // Write what is left, retrying failures as above.
+    loop {
+        match write_window(w, &shared).await {
+            Window::Done => break,
+            Window::More => retry = SETTLE_WINDOW,
+            Window::Failed => {
+                retry = (retry * 2).clamp(FIRST_RETRY, LAST_RETRY);
+                tokio::time::sleep(retry).await;
+            }
         }
     }
 }
 
-async fn reserve_batch(
-    w: &mut Writer<'_>,
-    batch: Vec<ReserveOp>,
-    pending: &mut Vec<FinishOp>,
-    finishes: &mut mpsc::Receiver<FinishMsg>,
-    flushers: &mut Vec<oneshot::Sender<()>>,
-    logs: &mut VecDeque<LogJob>,
-) {
+/// Takes the first `n` items of `v` (all of them without copying when they fit).
+fn take_up_to<T>(v: &mut Vec<T>, n: usize) -> Vec<T> {
+    if v.len() <= n {
+        mem::take(v)
+    } else {
+        v.drain(..n).collect()
+    }
+}
+
+/// Writes the settlements and request-log rows waiting in the inbox (up to [`MAX_BATCH`] of
+/// each) in one transaction. If it fails, each request is written on its own; those that
+/// still fail go back to the inbox until [`MAX_ATTEMPTS`].
+async fn write_window(w: &mut Writer<'_>, shared: &Shared) -> Window {
+    let (done, ops) = {
+        let mut inbox = shared.lock();
+        let done = take_up_to(&mut inbox.done, MAX_BATCH);
+        (done, take_up_to(&mut inbox.ops, MAX_BATCH))
+    };
+    let mut failed = false;
+    if !done.is_empty() || !ops.is_empty() {
+        let items: Vec<(&str, Finish)> = done
+            .iter()
+            .filter_map(|d| d.finish.map(|f| (d.record.request_id.as_str(), f)))
+            .chain(ops.iter().map(|op| (op.request_id.as_str(), op.finish)))
+            .collect();
+        let rows: Vec<&RequestRecord> = done.iter().map(|d| &d.record).collect();
+        match finish_and_log_with(w, &items, &rows).await {
+            Ok(results) => {
+                let detached = items.len() - ops.len();
+                let mut results = results.into_iter();
+                for (id, res) in items
+                    .iter()
+                    .map(|(id, _)| id)
+                    .zip(results.by_ref().take(detached))
+                {
+                    if let Err(e) = res {
+                        tracing::warn!(request_id = %id, error = %e, "nothing to settle for a finished request");
+                    }
+                }
+                for (op, res) in ops.into_iter().zip(results) {
+                    let _ = op.reply.send(res);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, requests = done.len() + ops.len(), "settlement window failed; writing its requests one by one");
+                let (mut again, mut again_ops) = (Vec::new(), Vec::new());
+                for mut d in done {
+                    if let Err(e) = write_done(w, &d).await {
+                        d.attempts += 1;
+                        if retryable(&e) && d.attempts < MAX_ATTEMPTS {
+                            again.push(d);
+                        } else {
+                            tracing::error!(request_id = %d.record.request_id, error = %e, "finished request abandoned; the reaper will settle its reservation");
+                        }
+                    }
+                }
+                for mut op in ops {
+                    match finish_one_with(w, &op.request_id, op.finish).await {
+                        Err(e) if retryable(&e) && op.attempts + 1 < MAX_ATTEMPTS => {
+                            op.attempts += 1;
+                            again_ops.push(op);
+                        }
+                        res => {
+                            let _ = op.reply.send(res);
+                        }
+                    }
+                }
+                failed = !again.is_empty() || !again_ops.is_empty();
+                let mut inbox = shared.lock();
+                inbox.done.splice(0..0, again);
+                inbox.ops.splice(0..0, again_ops);
+            }
+        }
+    }
+    let mut inbox = shared.lock();
+    if failed {
+        Window::Failed
+    } else if inbox.is_empty() {
+        for f in inbox.flushers.drain(..) {
+            let _ = f.send(());
+        }
+        Window::Done
+    } else {
+        Window::More
+    }
+}
+
+/// A database failure, worth trying again; anything else will not change.
+fn retryable(e: &BillingError) -> bool {
+    matches!(e, BillingError::Db(_))
+}
+
+/// One finished request in transactions of its own: its settlement, then its log row (both
+/// idempotent, so a retry after a partial failure writes nothing twice).
+async fn write_done(w: &mut Writer<'_>, d: &Done) -> Result<(), BillingError> {
+    if let Some(finish) = d.finish {
+        match finish_one_with(w, &d.record.request_id, finish).await {
+            Ok(_) | Err(BillingError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    metering::insert_batch_with(w, std::slice::from_ref(&d.record)).await?;
+    Ok(())
+}
+
+async fn reserve_batch(w: &mut Writer<'_>, batch: Vec<ReserveOp>, shared: &Shared) {
     let (items, replies): (Vec<NewReservation>, Vec<_>) =
         batch.into_iter().map(|op| (op.r, op.reply)).unzip();
     let mut results = reserve_many_with(w, &items).await;
@@ -349,42 +518,16 @@ async fn reserve_batch(
         .filter(|(_, r)| matches!(r, Err(BillingError::InsufficientBalance)))
         .map(|(i, _)| i)
         .collect();
-    if !refused.is_empty() {
-        while let Ok(msg) = finishes.try_recv() {
-            take(msg, pending, flushers, logs);
-        }
-        if !pending.is_empty() {
-            // Finished requests still hold their reservations: drop those holds, try again.
-            finish_batch(w, pending, flushers).await;
-            let again: Vec<NewReservation> = refused.iter().map(|i| items[*i].clone()).collect();
-            for (i, r) in refused.iter().zip(reserve_many_with(w, &again).await) {
-                results[*i] = r;
-            }
+    let waiting = !shared.lock().is_empty();
+    if !refused.is_empty() && waiting {
+        // Finished requests still hold their reservations: drop those holds, try again.
+        while write_window(w, shared).await == Window::More {}
+        let again: Vec<NewReservation> = refused.iter().map(|i| items[*i].clone()).collect();
+        for (i, r) in refused.iter().zip(reserve_many_with(w, &again).await) {
+            results[*i] = r;
         }
     }
     for (reply, result) in replies.into_iter().zip(results) {
         let _ = reply.send(result);
-    }
-}
-
-async fn finish_batch(
-    w: &mut Writer<'_>,
-    pending: &mut Vec<FinishOp>,
-    flushers: &mut Vec<oneshot::Sender<()>>,
-) {
-    while !pending.is_empty() {
-        let n = pending.len().min(MAX_BATCH);
-        let ops: Vec<FinishOp> = pending.drain(..n).collect();
-        let items: Vec<(&str, Finish)> = ops
-            .iter()
-            .map(|op| (op.request_id.as_str(), op.finish))
-            .collect();
-        let results = finish_many_with(w, &items).await;
-        for (op, result) in ops.into_iter().zip(results) {
-            let _ = op.reply.send(result);
-        }
-    }
-    for f in flushers.drain(..) {
-        let _ = f.send(());
     }
 }

@@ -83,7 +83,7 @@ use crate::db::DbError;
 
 pub use batch::Finish;
 pub use check::{check, Drift};
-pub use committer::{Committer, LOG_CHUNK, MAX_BATCH, SETTLE_WINDOW};
+pub use committer::{Committer, MAX_BATCH, SETTLE_WINDOW};
 pub(crate) use ledger::ensure_team_account_tx;
 pub use ledger::{
     balance, credit, ensure_team_account, post, AccountRef, Entry, LedgerTxnId, SystemAccount,

@@ -13,7 +13,7 @@ use super::{
 use crate::{
     catalog::Tariff,
     db::{now_ms, Db},
-    metering::UsageSource,
+    metering::{self, RequestRecord, UsageSource},
     money::{Micros, PerMillion},
     writer::{Cell, Writer},
 };
@@ -320,6 +320,25 @@ pub(super) async fn finish_many_with(
             out
         }
     }
+}
+
+/// [`finish_many`] of `items` and the request-log rows `rows` in one transaction. On a
+/// database failure nothing is written and the error is returned; the caller decides how to
+/// retry.
+pub(super) async fn finish_and_log_with(
+    w: &mut Writer<'_>,
+    items: &[(&str, Finish)],
+    rows: &[&RequestRecord],
+) -> Result<Vec<Result<Settlement, BillingError>>, BillingError> {
+    let mut tx = w.begin().await?;
+    let res = async {
+        let done = batch::finish_in(&mut tx, items, now_ms()).await?;
+        metering::insert_in(&mut tx, rows).await?;
+        Ok::<_, BillingError>(done)
+    }
+    .await;
+    let done = tx.end(res).await?;
+    Ok(outcomes(w, items, done).await)
 }
 
 /// One transaction finishing `items`: per item, its cost if this call finished it.

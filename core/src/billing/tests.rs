@@ -1336,55 +1336,106 @@ async fn committer_admits_exactly_what_fits_and_settles_everything() {
     );
 }
 
-/// Request-log rows sent to the committer are all written (in transactions of `LOG_CHUNK`),
-/// between reservations, and a batch sent again is not duplicated.
+fn record(id: &str, team_id: i64) -> crate::metering::RequestRecord {
+    crate::metering::RequestRecord {
+        request_id: id.to_owned(),
+        team_id,
+        api_key_id: 1,
+        endpoint: "chat",
+        model: "demo/echo".into(),
+        channel_id: None,
+        status: 200,
+        error_kind: None,
+        stream: false,
+        input_tokens: 10,
+        cached_tokens: 0,
+        cache_write_tokens: 0,
+        output_tokens: 5,
+        reasoning_tokens: 0,
+        usage_source: UsageSource::Upstream,
+        attempts: 1,
+        latency_ms: 1,
+        ttfb_ms: None,
+        created_at: now_ms(),
+    }
+}
+
+/// Finished requests handed over with `done` (nobody waits) get their settlement or release
+/// and their request-log row, also when more than `MAX_BATCH` arrive at once and between
+/// reservations; one handed over twice is written once; what is still waiting when the last
+/// handle goes is written before the committer ends.
 #[tokio::test]
-async fn committer_writes_the_request_log_between_reservations() {
-    use crate::metering::RequestRecord;
+async fn committer_writes_finished_requests_without_waiting() {
     let t = TestDb::new().await.unwrap();
     let db = &t.db;
     let team = new_team(db, 1_000_000_000).await;
     let (c, task) = Committer::spawn(db.clone());
-    let n = LOG_CHUNK * 3 + 5;
-    let rows: std::sync::Arc<[RequestRecord]> = (0..n)
-        .map(|i| RequestRecord {
-            request_id: format!("log{i}"),
-            team_id: team,
-            api_key_id: 1,
-            endpoint: "chat",
-            model: "demo/echo".into(),
-            channel_id: None,
-            status: 200,
-            error_kind: None,
-            stream: false,
-            input_tokens: 1,
-            cached_tokens: 0,
-            cache_write_tokens: 0,
-            output_tokens: 1,
-            reasoning_tokens: 0,
-            usage_source: UsageSource::Upstream,
-            attempts: 1,
-            latency_ms: 1,
-            ttfb_ms: None,
-            created_at: now_ms(),
-        })
-        .collect();
-    let (logged, reserved) = tokio::join!(c.log(rows.clone()), async {
-        let mut out = Vec::new();
-        for i in 0..20 {
-            out.push(c.reserve(res(&format!("between{i}"), team, 1_000)).await);
+    let n = MAX_BATCH + 40;
+    let settle = Finish::Settle {
+        usage: io(10, 5),
+        source: UsageSource::Upstream,
+    };
+    for i in 0..n {
+        c.reserve(res(&format!("d{i}"), team, 1_000)).await.unwrap();
+    }
+    for i in 0..n {
+        let finish = match i % 3 {
+            0 => Some(Finish::Release),
+            1 => Some(settle),
+            _ => None,
+        };
+        c.done(record(&format!("d{i}"), team), finish);
+        if i % 50 == 0 {
+            let id = format!("between{i}");
+            c.reserve(res(&id, team, 1_000)).await.unwrap();
+            c.done(record(&id, team), Some(Finish::Release));
         }
-        out
-    });
-    logged.unwrap();
-    assert!(reserved.iter().all(|r| r.is_ok()), "{reserved:?}");
-    c.log(rows).await.unwrap();
-    let count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM request_log WHERE request_id LIKE 'log%'")
-            .fetch_one(db.pool())
+    }
+    c.done(record("d1", team), Some(settle));
+    c.flush().await;
+    let status = |s: &'static str| {
+        let db = db.clone();
+        async move {
+            count(
+                &db,
+                &format!("SELECT COUNT(*) FROM reservation WHERE request_id LIKE 'd%' AND status = '{s}'"),
+            )
             .await
-            .unwrap();
-    assert_eq!(count, i64::try_from(n).unwrap());
+        }
+    };
+    let n = i64::try_from(n).unwrap();
+    assert_eq!(status("released").await, (n + 2) / 3);
+    assert_eq!(status("settled").await, (n + 1) / 3);
+    assert_eq!(status("reserved").await, n / 3);
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM request_log WHERE request_id LIKE 'd%'"
+        )
+        .await,
+        n
+    );
+    assert_eq!(
+        count(db, "SELECT COUNT(*) FROM reservation WHERE request_id LIKE 'between%' AND status = 'released'").await,
+        count(db, "SELECT COUNT(*) FROM request_log WHERE request_id LIKE 'between%'").await,
+    );
+    // Handed over, then the last handle goes: written before the task ends.
+    for i in (2..n).step_by(3) {
+        assert!(c.release(format!("d{i}")).await.unwrap());
+    }
+    for i in 0..n / 3 {
+        c.done(record(&format!("late{i}"), team), None);
+    }
     drop(c);
     task.await.unwrap();
+    assert_eq!(status("reserved").await, 0);
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM request_log WHERE request_id LIKE 'late%'"
+        )
+        .await,
+        n / 3
+    );
+    assert_books(db).await;
 }

@@ -6,8 +6,10 @@
 //! Billing: a request that holds a reservation is settled at its measured usage, or released
 //! when nothing billable happened (no tokens produced: a failure before any output, or a
 //! client that left before the first byte — the prompt is charged only if the upstream
-//! produced tokens). Settlement runs in a detached task with retries, independent of the
-//! client connection; `settle` and `release` are idempotent, and the reaper covers a crash.
+//! produced tokens). The settlement and the request-log row are handed to the billing
+//! committer without waiting, independent of the client connection; it writes them within a
+//! few milliseconds and retries failures, settling is idempotent, and the reaper covers a
+//! crash.
 
 use std::{sync::Arc, time::Instant};
 
@@ -171,16 +173,17 @@ impl Finaliser {
             created_at: weir_core::db::now_ms(),
         };
         tracing::debug!(request_id = %rec.request_id, status = rec.status, "request finished");
-        if self.reserved.take().is_some() {
-            let billable = o.source != UsageSource::None && u.total() > 0;
-            tokio::spawn(settle_or_release(
-                p.gw.clone(),
-                rec.request_id.clone(),
-                billable.then(|| billing_usage(&u)),
-                o.source,
-            ));
-        }
-        p.gw.log.send(rec);
+        let finish = self.reserved.take().map(|_| {
+            if o.source != UsageSource::None && u.total() > 0 {
+                billing::Finish::Settle {
+                    usage: billing_usage(&u),
+                    source: o.source,
+                }
+            } else {
+                billing::Finish::Release
+            }
+        });
+        p.gw.committer.done(rec, finish);
     }
 }
 
@@ -195,34 +198,4 @@ impl Drop for Finaliser {
             });
         }
     }
-}
-
-/// Settles (or releases) a reservation, retrying database failures: both operations are
-/// idempotent, and the reaper finishes the job if this process dies first.
-async fn settle_or_release(
-    gw: Arc<Gateway>,
-    request_id: String,
-    usage: Option<billing::Usage>,
-    source: UsageSource,
-) {
-    let mut delay = std::time::Duration::from_millis(100);
-    for attempt in 0..10 {
-        let res = match &usage {
-            Some(u) => gw
-                .committer
-                .settle(request_id.clone(), *u, source)
-                .await
-                .map(|_| ()),
-            None => gw.committer.release(request_id.clone()).await.map(|_| ()),
-        };
-        match res {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(%request_id, attempt, error = %e, "settlement failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(30));
-            }
-        }
-    }
-    tracing::error!(%request_id, "settlement abandoned after retries; the reaper will finish it");
 }

@@ -1,9 +1,8 @@
 //! The gateway: the `/v1` routes, the state they share (key verifier, catalog snapshot,
-//! upstream client, channel health, request log), and the catalog refresher.
+//! upstream client, channel health, billing committer), and the catalog refresher.
 
 mod finish;
 pub mod health;
-pub mod log;
 mod models;
 mod pipeline;
 
@@ -29,9 +28,8 @@ pub struct Gateway {
     pub http: reqwest::Client,
     pub timeouts: Timeouts,
     pub health: health::ChannelHealth,
-    pub log: log::LogSender,
     pub billing: BillingPolicy,
-    /// Group commit of reservations and settlements.
+    /// Group commit of reservations, settlements and request-log rows.
     pub committer: weir_core::billing::Committer,
 }
 
