@@ -322,9 +322,9 @@ fn spawn_thread(
 /// How a window's write went.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Window {
-    /// Everything that was waiting is written.
+    /// Written; what arrived meanwhile (if anything) waits for the next window.
     Done,
-    /// Written, and more is waiting (more than [`MAX_BATCH`] had arrived).
+    /// Written, and a full batch is already waiting: write it at once.
     More,
     /// Some writes failed; they are back in the inbox to be tried again.
     Failed,
@@ -393,8 +393,8 @@ async fn run(
     // Write what is left, retrying failures as above.
     loop {
         match write_window(w, &shared).await {
-            Window::Done => break,
-            Window::More => retry = SETTLE_WINDOW,
+            Window::Done if shared.lock().is_empty() => break,
+            Window::Done | Window::More => retry = SETTLE_WINDOW,
             Window::Failed => {
                 retry = (retry * 2).clamp(FIRST_RETRY, LAST_RETRY);
                 tokio::time::sleep(retry).await;
@@ -480,13 +480,15 @@ async fn write_window(w: &mut Writer<'_>, shared: &Shared) -> Window {
     let mut inbox = shared.lock();
     if failed {
         Window::Failed
-    } else if inbox.is_empty() {
-        for f in inbox.flushers.drain(..) {
-            let _ = f.send(());
+    } else if inbox.done.len() >= MAX_BATCH || inbox.ops.len() >= MAX_BATCH {
+        Window::More
+    } else {
+        if inbox.is_empty() {
+            for f in inbox.flushers.drain(..) {
+                let _ = f.send(());
+            }
         }
         Window::Done
-    } else {
-        Window::More
     }
 }
 
