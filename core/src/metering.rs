@@ -128,39 +128,43 @@ pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<
     Ok(())
 }
 
+/// A request-log row for tests.
+#[cfg(test)]
+pub(crate) fn sample_record(id: &str, team_id: i64) -> RequestRecord {
+    RequestRecord {
+        request_id: id.into(),
+        team_id,
+        api_key_id: 2,
+        endpoint: "chat",
+        model: "demo/echo".into(),
+        channel_id: Some(3),
+        status: 200,
+        error_kind: None,
+        stream: true,
+        input_tokens: 10,
+        cached_tokens: 0,
+        cache_write_tokens: 0,
+        output_tokens: 5,
+        reasoning_tokens: 0,
+        usage_source: UsageSource::Upstream,
+        attempts: 1,
+        latency_ms: 12,
+        ttfb_ms: Some(3),
+        created_at: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::TestDb;
 
-    fn row(id: &str) -> RequestRecord {
-        RequestRecord {
-            request_id: id.into(),
-            team_id: 1,
-            api_key_id: 2,
-            endpoint: "chat",
-            model: "demo/echo".into(),
-            channel_id: Some(3),
-            status: 200,
-            error_kind: None,
-            stream: true,
-            input_tokens: 10,
-            cached_tokens: 0,
-            cache_write_tokens: 0,
-            output_tokens: 5,
-            reasoning_tokens: 0,
-            usage_source: UsageSource::Upstream,
-            attempts: 1,
-            latency_ms: 12,
-            ttfb_ms: Some(3),
-            created_at: 1,
-        }
-    }
-
     #[tokio::test]
     async fn batches_insert_once() {
         let t = TestDb::new().await.unwrap();
-        let rows: Vec<_> = (0..1200).map(|i| row(&format!("r{i}"))).collect();
+        let rows: Vec<_> = (0..1200)
+            .map(|i| sample_record(&format!("r{i}"), 1))
+            .collect();
         insert_batch(&t.db, &rows).await.unwrap();
         insert_batch(&t.db, &rows[..10]).await.unwrap();
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_log")

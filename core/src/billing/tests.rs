@@ -13,7 +13,7 @@ use super::{
 use crate::{
     catalog::{self, ModelKind, ModelSpec, ProviderSpec, Tariff, Wire},
     db::{now_ms, Backend, Db},
-    metering::UsageSource,
+    metering::{sample_record, UsageSource},
     money::{Micros, PerMillion},
     team,
     testing::TestDb,
@@ -1336,30 +1336,6 @@ async fn committer_admits_exactly_what_fits_and_settles_everything() {
     );
 }
 
-fn record(id: &str, team_id: i64) -> crate::metering::RequestRecord {
-    crate::metering::RequestRecord {
-        request_id: id.to_owned(),
-        team_id,
-        api_key_id: 1,
-        endpoint: "chat",
-        model: "demo/echo".into(),
-        channel_id: None,
-        status: 200,
-        error_kind: None,
-        stream: false,
-        input_tokens: 10,
-        cached_tokens: 0,
-        cache_write_tokens: 0,
-        output_tokens: 5,
-        reasoning_tokens: 0,
-        usage_source: UsageSource::Upstream,
-        attempts: 1,
-        latency_ms: 1,
-        ttfb_ms: None,
-        created_at: now_ms(),
-    }
-}
-
 /// Finished requests handed over with `done` (nobody waits) get their settlement or release
 /// and their request-log row, also when more than `MAX_BATCH` arrive at once and between
 /// reservations; one handed over twice is written once; what is still waiting when the last
@@ -1384,14 +1360,14 @@ async fn committer_writes_finished_requests_without_waiting() {
             1 => Some(settle),
             _ => None,
         };
-        c.done(record(&format!("d{i}"), team), finish);
+        c.done(sample_record(&format!("d{i}"), team), finish);
         if i % 50 == 0 {
             let id = format!("between{i}");
             c.reserve(res(&id, team, 1_000)).await.unwrap();
-            c.done(record(&id, team), Some(Finish::Release));
+            c.done(sample_record(&id, team), Some(Finish::Release));
         }
     }
-    c.done(record("d1", team), Some(settle));
+    c.done(sample_record("d1", team), Some(settle));
     c.flush().await;
     let status = |s: &'static str| {
         let db = db.clone();
@@ -1424,7 +1400,7 @@ async fn committer_writes_finished_requests_without_waiting() {
         assert!(c.release(format!("d{i}")).await.unwrap());
     }
     for i in 0..n / 3 {
-        c.done(record(&format!("late{i}"), team), None);
+        c.done(sample_record(&format!("late{i}"), team), None);
     }
     drop(c);
     task.await.unwrap();
