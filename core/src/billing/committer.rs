@@ -382,9 +382,10 @@ async fn run(
             }
             () = shared.wake.notified() => {}
         }
-        // Open the window for what has arrived; a flush closes it at once.
+        // Open the window for what has arrived; a flush closes it at once (but does not cut
+        // a backoff short).
         let inbox = shared.lock();
-        if !inbox.flushers.is_empty() {
+        if !inbox.flushers.is_empty() && retry == SETTLE_WINDOW {
             deadline = Some(Instant::now());
         } else if deadline.is_none() && !inbox.is_empty() {
             deadline = Some(Instant::now() + retry);
