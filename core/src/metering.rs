@@ -52,8 +52,6 @@ pub struct RequestRecord {
 }
 
 const COLUMNS: usize = 19;
-/// Rows per INSERT statement (SQLite allows 32,766 bound parameters).
-pub const MAX_BATCH: usize = 500;
 
 fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
