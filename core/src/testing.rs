@@ -15,13 +15,19 @@ pub struct TestDb {
 impl TestDb {
     /// Creates and migrates a new empty database.
     pub async fn new() -> Result<TestDb, DbError> {
+        let t = TestDb::unmigrated().await?;
+        t.db.migrate().await?;
+        Ok(t)
+    }
+
+    /// Creates a new empty database without running any migration (for migration tests).
+    pub async fn unmigrated() -> Result<TestDb, DbError> {
         let base = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
         let settings = PoolSettings::default();
         if base.is_empty() || Backend::from_url(&base)? == Backend::Sqlite {
             let dir = tempfile::tempdir().map_err(DbError::CreateDir)?;
             let url = format!("sqlite://{}/weir.db", dir.path().display());
             let db = Db::connect(&url, &settings).await?;
-            db.migrate().await?;
             return Ok(TestDb {
                 db,
                 url,
@@ -45,7 +51,6 @@ impl TestDb {
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
         let db = Db::connect(&url, &settings).await?;
-        db.migrate().await?;
         Ok(TestDb {
             db,
             url,

@@ -11,19 +11,23 @@ use sqlx::Row;
 use weir_core::{billing, money::Micros, team};
 
 async fn reservations(app: &TestApp) -> Vec<(String, String, i64)> {
-    sqlx::query("SELECT request_id, status, cost FROM reservation ORDER BY created_at")
-        .fetch_all(app.db.pool())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r.get("request_id"),
-                r.get("status"),
-                r.get::<Option<i64>, _>("cost").unwrap_or(0),
-            )
-        })
-        .collect()
+    sqlx::query(
+        "SELECT request_id, status, cost, created_at FROM charge \
+         UNION ALL SELECT request_id, 'reserved', 0, created_at FROM hold \
+         ORDER BY created_at, request_id",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| {
+        (
+            r.get("request_id"),
+            r.get("status"),
+            r.get::<Option<i64>, _>("cost").unwrap_or(0),
+        )
+    })
+    .collect()
 }
 
 async fn wait_settled(app: &TestApp, n: usize) -> Vec<(String, String, i64)> {
@@ -222,7 +226,7 @@ async fn every_stream_ending_is_billed_by_the_policy() {
             }
             let rows = wait_settled(&app, before + 1).await;
             let id = &rows[before].0;
-            let row = sqlx::query("SELECT status, usage_source, output_tokens, cost FROM reservation WHERE request_id = $1")
+            let row = sqlx::query("SELECT status, usage_source, output_tokens, cost FROM charge WHERE request_id = $1")
                 .bind(id).fetch_one(app.db.pool()).await.unwrap();
             let (st, src): (String, Option<String>) = (row.get("status"), row.get("usage_source"));
             assert_eq!(
@@ -245,13 +249,12 @@ async fn every_stream_ending_is_billed_by_the_policy() {
     let _ = r.chunk().await.unwrap();
     drop(r);
     let rows = wait_settled(&app, before + 1).await;
-    let row = sqlx::query(
-        "SELECT status, usage_source, output_tokens FROM reservation WHERE request_id = $1",
-    )
-    .bind(&rows[before].0)
-    .fetch_one(app.db.pool())
-    .await
-    .unwrap();
+    let row =
+        sqlx::query("SELECT status, usage_source, output_tokens FROM charge WHERE request_id = $1")
+            .bind(&rows[before].0)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
     assert_eq!(row.get::<String, _>("status"), "settled");
     assert_eq!(
         row.get::<Option<String>, _>("usage_source").as_deref(),

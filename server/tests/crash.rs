@@ -84,16 +84,16 @@ async fn kill_9_mid_stream_then_restart_settles_from_the_checkpoint() {
     server.wait().await.unwrap();
     drop(resp);
 
-    let row = sqlx::query("SELECT request_id, status, checkpoint_output_tokens FROM reservation")
+    let row = sqlx::query("SELECT request_id, checkpoint_output_tokens FROM hold")
         .fetch_one(t.db.pool())
         .await
         .unwrap();
     let request_id: String = row.get("request_id");
-    assert_eq!(
-        row.get::<String, _>("status"),
-        "reserved",
-        "nothing settled before the crash"
-    );
+    let charges: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM charge")
+        .fetch_one(t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(charges, 0, "nothing settled before the crash");
     let checkpoint: i64 = row.get("checkpoint_output_tokens");
     assert!(checkpoint > 0, "the stream checkpointed its output");
 
@@ -103,12 +103,14 @@ async fn kill_9_mid_stream_then_restart_settles_from_the_checkpoint() {
     wait_ready(port).await;
     let mut settled = None;
     for _ in 0..100 {
-        let r = sqlx::query("SELECT status, usage_source, output_tokens, cost FROM reservation WHERE request_id = $1")
-            .bind(&request_id)
-            .fetch_one(t.db.pool())
-            .await
-            .unwrap();
-        if r.get::<String, _>("status") != "reserved" {
+        let r = sqlx::query(
+            "SELECT status, usage_source, output_tokens, cost FROM charge WHERE request_id = $1",
+        )
+        .bind(&request_id)
+        .fetch_optional(t.db.pool())
+        .await
+        .unwrap();
+        if let Some(r) = r {
             settled = Some(r);
             break;
         }
@@ -122,10 +124,11 @@ async fn kill_9_mid_stream_then_restart_settles_from_the_checkpoint() {
     );
     assert_eq!(r.get::<Option<i64>, _>("output_tokens"), Some(checkpoint));
     assert!(r.get::<Option<i64>, _>("cost").unwrap_or(0) > 0);
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reservation")
-        .fetch_one(t.db.pool())
-        .await
-        .unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM charge) + (SELECT COUNT(*) FROM hold)")
+            .fetch_one(t.db.pool())
+            .await
+            .unwrap();
     assert_eq!(n, 1, "no usage row duplicated");
     let usage_txns: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM ledger_txn WHERE kind = 'usage'")

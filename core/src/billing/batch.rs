@@ -134,24 +134,27 @@ pub(super) async fn reserve_in(
         .filter(|(_, o)| o.is_ok())
         .map(|(r, _)| *r)
         .collect();
+    // A request id is used once: one that already has a charge (a finished request) is
+    // refused like one that is still open (the hold's primary key refuses that).
+    for chunk in chunked(&admitted) {
+        let mut sql = String::from("SELECT request_id FROM charge WHERE request_id IN (");
+        list(&mut sql, chunk.len(), 1);
+        sql.push(')');
+        let args: Vec<Arg<'_>> = chunk.iter().map(|r| Arg::from(&r.request_id)).collect();
+        if let Some(mut row) = tx.fetch(&sql, &args).await?.into_iter().next() {
+            let id = row.first_mut().map(|c| c.text()).transpose()?;
+            return Err(BillingError::Duplicate(id.unwrap_or_default()));
+        }
+    }
     const COLS: usize = 13;
     for chunk in chunked(&admitted) {
         let mut sql = String::from(
-            "INSERT INTO reservation (request_id, team_id, api_key_id, model, amount, \
+            "INSERT INTO hold (created_at, request_id, team_id, api_key_id, model, amount, \
                price_input, price_cached_input, price_cache_write, price_output, price_reasoning, \
-               markup_bps, prompt_estimate, expires_at, status, checkpoint_output_tokens, created_at) \
+               markup_bps, prompt_estimate, expires_at) \
              VALUES ",
         );
-        // Every tuple ends with the constant columns; `tuples` puts fixed text first, so build
-        // these by hand: ($2..$14, 'reserved', 0, $1).
-        for r in 0..chunk.len() {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            list(&mut sql, COLS, 2 + r * COLS);
-            sql.push_str(", 'reserved', 0, $1)");
-        }
+        tuples(&mut sql, chunk.len(), COLS, 2, "$1");
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * COLS);
         args.push(now.into());
         for r in chunk {
@@ -187,23 +190,27 @@ pub(super) async fn reserve_in(
     Ok(out)
 }
 
-/// An open reservation taken over by the current transaction.
+/// An open reservation taken over (its hold deleted) by the current transaction.
 #[derive(Clone, Debug)]
 pub(super) struct Claimed {
     pub(super) team_id: i64,
+    pub(super) api_key_id: i64,
     pub(super) amount: i64,
     pub(super) model: String,
     pub(super) tariff: Tariff,
     pub(super) prompt_estimate: u64,
     pub(super) checkpoint: u64,
+    pub(super) created_at: i64,
 }
+
+const CLAIMED_COLS: usize = 14;
 
 /// A row of the claim's `RETURNING` list.
 fn claimed_from_row(mut r: Row) -> Result<(String, Claimed), BillingError> {
-    if r.len() != 12 {
+    if r.len() != CLAIMED_COLS {
         return Err(BillingError::Db(crate::db::DbError::Sqlx(
             sqlx::Error::ColumnIndexOutOfBounds {
-                index: 11,
+                index: CLAIMED_COLS - 1,
                 len: r.len(),
             },
         )));
@@ -213,46 +220,45 @@ fn claimed_from_row(mut r: Row) -> Result<(String, Claimed), BillingError> {
         r[0].text()?,
         Claimed {
             team_id: r[1].int()?,
-            amount: r[2].int()?,
-            model: r[3].text()?,
+            api_key_id: r[2].int()?,
+            amount: r[3].int()?,
+            model: r[4].text()?,
             tariff: Tariff {
-                input: PerMillion(r[4].int()?),
-                cached_input: opt(r[5].opt_int()?),
-                cache_write: opt(r[6].opt_int()?),
-                output: PerMillion(r[7].int()?),
-                reasoning: opt(r[8].opt_int()?),
-                markup_bps: r[9].int()?,
+                input: PerMillion(r[5].int()?),
+                cached_input: opt(r[6].opt_int()?),
+                cache_write: opt(r[7].opt_int()?),
+                output: PerMillion(r[8].int()?),
+                reasoning: opt(r[9].opt_int()?),
+                markup_bps: r[10].int()?,
             },
-            prompt_estimate: tokens_from_db(r[10].int()?),
-            checkpoint: tokens_from_db(r[11].int()?),
+            prompt_estimate: tokens_from_db(r[11].int()?),
+            checkpoint: tokens_from_db(r[12].int()?),
+            created_at: r[13].int()?,
         },
     ))
 }
 
-/// Takes every reservation of `ids` that is still `reserved` and expired at `expired_by`
-/// (`i64::MAX` for "any"). The `UPDATE` locks the rows on PostgreSQL, so a concurrent claimer
-/// waits, then sees them finished and gets nothing; on SQLite the write transaction already
-/// excludes it. The caller must finish every claimed row in the same transaction.
+/// Takes every open reservation of `ids` that expired at `expired_by` (`i64::MAX` for "any"),
+/// deleting its hold. On PostgreSQL the `DELETE` locks the rows, so a concurrent claimer waits,
+/// then finds them gone and gets nothing; on SQLite the write transaction already excludes it.
+/// The caller must finish every claimed reservation in the same transaction ([`apply`]), or
+/// roll back.
 pub(super) async fn claim_in(
     tx: &mut WriteTx<'_>,
     ids: &[&str],
     expired_by: i64,
-    now: i64,
 ) -> Result<HashMap<String, Claimed>, BillingError> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in chunked(ids) {
-        let mut sql = String::from(
-            "UPDATE reservation SET finished_at = $1 \
-             WHERE status = 'reserved' AND expires_at <= $2 AND request_id IN (",
-        );
-        list(&mut sql, chunk.len(), 3);
+        let mut sql = String::from("DELETE FROM hold WHERE expires_at <= $1 AND request_id IN (");
+        list(&mut sql, chunk.len(), 2);
         sql.push_str(
-            ") RETURNING request_id, team_id, amount, model, price_input, price_cached_input, \
-               price_cache_write, price_output, price_reasoning, markup_bps, prompt_estimate, \
-               checkpoint_output_tokens",
+            ") RETURNING request_id, team_id, api_key_id, amount, model, price_input, \
+               price_cached_input, price_cache_write, price_output, price_reasoning, markup_bps, \
+               prompt_estimate, checkpoint_output_tokens, created_at",
         );
-        let mut args: Vec<Arg<'_>> = Vec::with_capacity(2 + chunk.len());
-        args.extend([Arg::from(now), expired_by.into()]);
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len());
+        args.push(expired_by.into());
         args.extend(chunk.iter().map(|id| Arg::from(*id)));
         for row in tx.fetch(&sql, &args).await? {
             let (id, c) = claimed_from_row(row)?;
@@ -262,31 +268,38 @@ pub(super) async fn claim_in(
     Ok(out)
 }
 
-/// Finishes claimed reservations inside `tx`: settled ones become usage rows and get their
-/// `usage:<request_id>` ledger transaction, released ones just drop their hold, and every
-/// touched account is updated once for the whole batch. Returns the cost of each item (0 for
-/// a release), in order.
+/// Finishes claimed reservations inside `tx`: each becomes a `charge` row (settled at its usage
+/// and price snapshot, or released at no cost), the settled costs are posted to the ledger as
+/// one `usage` transaction per team (team −Σ cost, `upstream_cost` +Σ upstream,
+/// `revenue_markup` +Σ markup; its reference is `usage:<first request id>`), and every touched
+/// account is updated once for the whole batch. Returns the cost of each item (0 for a
+/// release), in order.
 pub(super) async fn apply(
     tx: &mut WriteTx<'_>,
     items: &[(&str, &Claimed, Finish)],
     now: i64,
 ) -> Result<Vec<Micros>, BillingError> {
-    struct Settled<'a> {
+    struct Done<'a> {
         id: &'a str,
-        /// `usage:<request_id>`, the ledger transaction's idempotency key.
-        external_ref: String,
         c: &'a Claimed,
-        usage: Usage,
-        source: UsageSource,
-        upstream: i64,
-        markup: i64,
+        /// `None` when released.
+        usage: Option<(Usage, UsageSource)>,
         total: i64,
     }
+    /// One team's share of the batch: its usage transaction's entries.
+    #[derive(Default)]
+    struct TeamUsage<'a> {
+        first: &'a str,
+        requests: usize,
+        total: i128,
+        upstream: i128,
+        markup: i128,
+    }
     let mut costs = Vec::with_capacity(items.len());
-    let mut settled: Vec<Settled<'_>> = Vec::new();
-    let mut released: Vec<&str> = Vec::new();
+    let mut done: Vec<Done<'_>> = Vec::with_capacity(items.len());
     // Net balance and hold change per account, in lock order (teams, then system accounts).
     let mut deltas: BTreeMap<AccountRef, (i128, i128)> = BTreeMap::new();
+    let mut per_team: BTreeMap<i64, TeamUsage<'_>> = BTreeMap::new();
     for (id, c, finish) in items {
         let team = deltas.entry(AccountRef::Team(c.team_id)).or_default();
         team.1 -= i128::from(c.amount);
@@ -294,87 +307,78 @@ pub(super) async fn apply(
             Finish::Settle { usage, source } => {
                 let usage = usage.normalized();
                 let charge = price(&usage, &c.tariff);
-                team.0 -= i128::from(charge.total.0);
                 costs.push(charge.total);
-                settled.push(Settled {
+                if charge.total.0 != 0 {
+                    team.0 -= i128::from(charge.total.0);
+                    let u = per_team.entry(c.team_id).or_insert_with(|| TeamUsage {
+                        first: id,
+                        ..TeamUsage::default()
+                    });
+                    u.requests += 1;
+                    u.total += i128::from(charge.total.0);
+                    u.upstream += i128::from(charge.upstream.0);
+                    u.markup += i128::from(charge.markup.0);
+                }
+                done.push(Done {
                     id,
-                    external_ref: format!("usage:{id}"),
                     c,
-                    usage,
-                    source: *source,
-                    upstream: charge.upstream.0,
-                    markup: charge.markup.0,
+                    usage: Some((usage, *source)),
                     total: charge.total.0,
                 });
             }
             Finish::Release => {
                 costs.push(Micros::ZERO);
-                released.push(id);
+                done.push(Done {
+                    id,
+                    c,
+                    usage: None,
+                    total: 0,
+                });
             }
         }
     }
-    for s in &settled {
-        for (account, amount) in [
-            (SystemAccount::UpstreamCost, s.upstream),
-            (SystemAccount::RevenueMarkup, s.markup),
+    let amount = |v: i128, what: &'static str| {
+        i64::try_from(v).map_err(|_| BillingError::InvalidAmount(what))
+    };
+    for u in per_team.values() {
+        for (account, v) in [
+            (SystemAccount::UpstreamCost, u.upstream),
+            (SystemAccount::RevenueMarkup, u.markup),
         ] {
-            if amount != 0 {
-                deltas.entry(AccountRef::System(account)).or_default().0 += i128::from(amount);
+            if v != 0 {
+                deltas.entry(AccountRef::System(account)).or_default().0 += v;
             }
         }
     }
 
-    // The usage rows.
-    const USAGE_COLS: usize = 8;
-    for chunk in chunked(&settled) {
-        let mut sql = String::from(
-            "WITH v (request_id, input_tokens, cached_tokens, cache_write_tokens, output_tokens, \
-               reasoning_tokens, usage_source, cost) AS (VALUES ",
-        );
-        tuples(&mut sql, chunk.len(), USAGE_COLS, 1, "");
-        sql.push_str(
-            ") UPDATE reservation SET status = 'settled', input_tokens = v.input_tokens, \
-               cached_tokens = v.cached_tokens, cache_write_tokens = v.cache_write_tokens, \
-               output_tokens = v.output_tokens, reasoning_tokens = v.reasoning_tokens, \
-               usage_source = v.usage_source, cost = v.cost \
-             FROM v WHERE reservation.request_id = v.request_id",
-        );
-        let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * USAGE_COLS);
-        for s in chunk {
-            let u = &s.usage;
-            args.extend([
-                Arg::from(s.id),
-                tokens_to_db(u.input).into(),
-                tokens_to_db(u.cached_input).into(),
-                tokens_to_db(u.cache_write).into(),
-                tokens_to_db(u.output).into(),
-                tokens_to_db(u.reasoning).into(),
-                s.source.as_str().into(),
-                s.total.into(),
-            ]);
-        }
-        tx.execute(&sql, &args).await?;
+    // The usage transactions, one per team with something to pay.
+    let teams: Vec<(&i64, &TeamUsage<'_>)> = per_team.iter().collect();
+    let refs: Vec<String> = teams
+        .iter()
+        .map(|(_, u)| format!("usage:{}", u.first))
+        .collect();
+    let memos: Vec<String> = teams
+        .iter()
+        .map(|(_, u)| match u.requests {
+            1 => String::from("1 request"),
+            n => format!("{n} requests"),
+        })
+        .collect();
+    let mut txn_of_team: HashMap<i64, i64> = HashMap::with_capacity(teams.len());
+    let mut team_of_ref: HashMap<&str, i64> = HashMap::with_capacity(teams.len());
+    for ((team, _), r) in teams.iter().zip(&refs) {
+        team_of_ref.insert(r.as_str(), **team);
     }
-    for chunk in chunked(&released) {
-        let mut sql =
-            String::from("UPDATE reservation SET status = 'released' WHERE request_id IN (");
-        list(&mut sql, chunk.len(), 1);
-        sql.push(')');
-        let args: Vec<Arg<'_>> = chunk.iter().map(|id| Arg::from(*id)).collect();
-        tx.execute(&sql, &args).await?;
-    }
-
-    // The ledger transactions, one per settled request (the idempotency key is its id).
-    let mut txn_ids: HashMap<String, i64> = HashMap::with_capacity(settled.len());
-    for chunk in chunked(&settled) {
+    let keyed: Vec<(&String, &String)> = refs.iter().zip(&memos).collect();
+    for chunk in chunked(&keyed) {
         let mut sql =
             String::from("INSERT INTO ledger_txn (kind, created_at, external_ref, memo) VALUES ");
         tuples(&mut sql, chunk.len(), 2, 2, "'usage', $1");
         sql.push_str(" RETURNING id, external_ref");
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * 2);
         args.push(now.into());
-        for s in chunk {
-            args.extend([Arg::from(&s.external_ref), (&s.c.model).into()]);
+        for (r, memo) in chunk {
+            args.extend([Arg::from(*r), Arg::from(*memo)]);
         }
         let rows = match tx.fetch(&sql, &args).await {
             Ok(rows) => rows,
@@ -387,34 +391,94 @@ pub(super) async fn apply(
             let id = row.first().map(|c| c.int()).transpose()?;
             let external_ref = row.get_mut(1).map(|c| c.text()).transpose()?;
             if let (Some(id), Some(r)) = (id, external_ref) {
-                txn_ids.insert(r, id);
+                if let Some(team) = team_of_ref.get(r.as_str()) {
+                    txn_of_team.insert(*team, id);
+                }
             }
         }
     }
 
     let accounts = apply_deltas(tx, &deltas, now).await?;
 
-    // The entries: team −total, upstream_cost +upstream, revenue_markup +markup (non-zero only).
-    let mut lines: Vec<(i64, i64, i64)> = Vec::with_capacity(settled.len() * 3);
-    for s in &settled {
-        let Some(txn) = txn_ids.get(&s.external_ref) else {
-            return Err(BillingError::NotFound(s.external_ref.clone()));
-        };
-        for (account, amount) in [
-            (AccountRef::Team(s.c.team_id), -s.total),
-            (AccountRef::System(SystemAccount::UpstreamCost), s.upstream),
-            (AccountRef::System(SystemAccount::RevenueMarkup), s.markup),
+    // The entries of each usage transaction (non-zero only).
+    let mut lines: Vec<(i64, i64, i64)> = Vec::with_capacity(teams.len() * 3);
+    for (team, u) in &teams {
+        let txn = *txn_of_team
+            .get(*team)
+            .ok_or_else(|| BillingError::NotFound(format!("usage:{}", u.first)))?;
+        for (account, v) in [
+            (AccountRef::Team(**team), -u.total),
+            (AccountRef::System(SystemAccount::UpstreamCost), u.upstream),
+            (AccountRef::System(SystemAccount::RevenueMarkup), u.markup),
         ] {
-            if amount != 0 {
+            if v != 0 {
                 let id = accounts.get(&account).copied().ok_or(match account {
                     AccountRef::Team(t) => BillingError::UnknownTeam(t),
                     AccountRef::System(s) => BillingError::MissingAccount(s.as_str()),
                 })?;
-                lines.push((*txn, id, amount));
+                lines.push((txn, id, amount(v, "usage total out of range")?));
             }
         }
     }
     insert_entries(tx, &lines).await?;
+
+    // The charges: the request's usage rows.
+    const CHARGE_COLS: usize = 23;
+    for chunk in chunked(&done) {
+        let mut sql = String::from(
+            "INSERT INTO charge (finished_at, request_id, team_id, api_key_id, model, amount, \
+               price_input, price_cached_input, price_cache_write, price_output, price_reasoning, \
+               markup_bps, prompt_estimate, status, input_tokens, cached_tokens, \
+               cache_write_tokens, output_tokens, reasoning_tokens, usage_source, cost, \
+               ledger_txn_id, checkpoint_output_tokens, created_at) VALUES ",
+        );
+        tuples(&mut sql, chunk.len(), CHARGE_COLS, 2, "$1");
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * CHARGE_COLS);
+        args.push(now.into());
+        for d in chunk {
+            let (c, t) = (d.c, &d.c.tariff);
+            let tok = |f: fn(&Usage) -> u64| d.usage.as_ref().map(|(u, _)| tokens_to_db(f(u)));
+            let txn = (d.total != 0)
+                .then(|| txn_of_team.get(&c.team_id).copied())
+                .flatten();
+            args.extend([
+                Arg::from(d.id),
+                c.team_id.into(),
+                c.api_key_id.into(),
+                (&c.model).into(),
+                c.amount.into(),
+                t.input.0.into(),
+                t.cached_input.map(|p| p.0).into(),
+                t.cache_write.map(|p| p.0).into(),
+                t.output.0.into(),
+                t.reasoning.map(|p| p.0).into(),
+                t.markup_bps.into(),
+                tokens_to_db(c.prompt_estimate).into(),
+                Arg::from(if d.usage.is_some() {
+                    "settled"
+                } else {
+                    "released"
+                }),
+                tok(|u| u.input).into(),
+                tok(|u| u.cached_input).into(),
+                tok(|u| u.cache_write).into(),
+                tok(|u| u.output).into(),
+                tok(|u| u.reasoning).into(),
+                d.usage.as_ref().map(|(_, s)| s.as_str()).into(),
+                d.total.into(),
+                txn.into(),
+                tokens_to_db(c.checkpoint).into(),
+                c.created_at.into(),
+            ]);
+        }
+        match tx.execute(&sql, &args).await {
+            Ok(_) => {}
+            Err(e) if e.is_unique_violation() => {
+                return Err(BillingError::Duplicate(String::from("(a charge)")))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(costs)
 }
 
@@ -454,7 +518,7 @@ pub(super) async fn finish_in(
         .filter(|(i, (id, _))| first.get(id) == Some(i))
         .map(|(_, (id, _))| *id)
         .collect();
-    let claimed = claim_in(tx, &ids, i64::MAX, now).await?;
+    let claimed = claim_in(tx, &ids, i64::MAX).await?;
     let mut todo: Vec<(&str, &Claimed, Finish)> = Vec::with_capacity(claimed.len());
     let mut slot: Vec<Option<usize>> = vec![None; items.len()];
     for (i, (id, finish)) in items.iter().enumerate() {

@@ -1,6 +1,6 @@
 //! The drift check behind `weir ledger check`: recomputes what the cached columns claim from
-//! the ledger and the reservations, and lists every disagreement. Read-only; it scans the
-//! ledger and the reservations, so run it off-peak (nightly), not per request.
+//! the ledger, the holds and the charges, and lists every disagreement. Read-only; it scans the
+//! ledger and the charges, so run it off-peak (nightly), not per request.
 
 use std::fmt;
 
@@ -20,7 +20,7 @@ pub enum Drift {
         cached: Micros,
         computed: Micros,
     },
-    /// The cached `account.held` differs from the sum of the team's open reservations.
+    /// The cached `account.held` differs from the sum of the team's open holds.
     Held {
         account_id: i64,
         team_id: Option<i64>,
@@ -33,16 +33,22 @@ pub enum Drift {
         external_ref: String,
         sum: Micros,
     },
-    /// A finished reservation whose ledger side disagrees: a settled one whose
-    /// `usage:<request_id>` transaction is missing or debits the team a different amount than
-    /// its cost (`charged` is what the ledger debited, as a positive number), or a released one
-    /// that has a usage transaction.
+    /// A `usage` ledger transaction whose team debit (`debited`, as a positive number) is not
+    /// the sum of the costs of the charges that name it (`charged`).
     Usage {
+        txn_id: i64,
+        external_ref: String,
+        charged: Micros,
+        debited: Micros,
+    },
+    /// A charge whose ledger link is wrong: a released one that names a transaction, one that
+    /// names a transaction that is not a `usage` one, or one whose transaction debits another
+    /// team.
+    Charge {
         request_id: String,
         status: String,
         cost: Micros,
-        charged: Micros,
-        txns: i64,
+        txn_id: Option<i64>,
     },
 }
 
@@ -77,22 +83,30 @@ impl fmt::Display for Drift {
                 "ledger txn {txn_id} ({external_ref}) sums to {sum}, not 0"
             ),
             Drift::Usage {
+                txn_id,
+                external_ref,
+                charged,
+                debited,
+            } => write!(
+                f,
+                "usage txn {txn_id} ({external_ref}) debits {debited} but its charges cost {charged}"
+            ),
+            Drift::Charge {
                 request_id,
                 status,
                 cost,
-                charged,
-                txns,
+                txn_id,
             } => write!(
                 f,
-                "reservation {request_id} ({status}, cost {cost}): {txns} usage txn(s) charging {charged}"
+                "charge {request_id} ({status}, cost {cost}) names ledger txn {txn_id:?}, which does not charge it"
             ),
         }
     }
 }
 
 /// Recomputes and compares: each account's cached balance against the sum of its entries;
-/// each account's hold against its team's open reservations; each transaction's entries
-/// against zero; each finished reservation against its usage transaction.
+/// each account's hold against its team's open holds; each transaction's entries against
+/// zero; each usage transaction against the charges that name it.
 pub async fn check(db: &Db) -> Result<Vec<Drift>, BillingError> {
     let mut out = Vec::new();
 
@@ -118,8 +132,7 @@ pub async fn check(db: &Db) -> Result<Vec<Drift>, BillingError> {
     for r in sqlx::query(
         "SELECT a.id, a.team_id, a.held, COALESCE(h.total, 0) AS computed \
          FROM account a LEFT JOIN \
-           (SELECT team_id, CAST(SUM(amount) AS BIGINT) AS total FROM reservation \
-            WHERE status = 'reserved' GROUP BY team_id) h \
+           (SELECT team_id, CAST(SUM(amount) AS BIGINT) AS total FROM hold GROUP BY team_id) h \
            ON h.team_id = a.team_id \
          WHERE a.held <> COALESCE(h.total, 0) ORDER BY a.id",
     )
@@ -150,28 +163,43 @@ pub async fn check(db: &Db) -> Result<Vec<Drift>, BillingError> {
     }
 
     for r in sqlx::query(
-        "SELECT r.request_id, r.status, COALESCE(r.cost, 0) AS cost, COUNT(t.id) AS txns, \
-           COALESCE(CAST(SUM(e.amount) AS BIGINT), 0) AS debited \
-         FROM reservation r \
-         LEFT JOIN ledger_txn t ON t.external_ref = 'usage:' || r.request_id \
-         LEFT JOIN account a ON a.team_id = r.team_id AND a.kind = 'team_balance' \
-         LEFT JOIN ledger_entry e ON e.txn_id = t.id AND e.account_id = a.id \
-         WHERE r.status <> 'reserved' \
-         GROUP BY r.request_id, r.status, r.cost \
-         HAVING (r.status = 'settled' AND (COUNT(t.id) = 0 OR COALESCE(SUM(e.amount), 0) + COALESCE(r.cost, 0) <> 0)) \
-             OR (r.status = 'released' AND COUNT(t.id) > 0) \
-         ORDER BY r.request_id",
+        "SELECT t.id, t.external_ref, COALESCE(c.total, 0) AS charged, COALESCE(d.total, 0) AS debited \
+         FROM ledger_txn t \
+         LEFT JOIN (SELECT ledger_txn_id, CAST(SUM(cost) AS BIGINT) AS total FROM charge \
+                    WHERE ledger_txn_id IS NOT NULL GROUP BY ledger_txn_id) c ON c.ledger_txn_id = t.id \
+         LEFT JOIN (SELECT e.txn_id, CAST(-SUM(e.amount) AS BIGINT) AS total FROM ledger_entry e \
+                    JOIN account a ON a.id = e.account_id WHERE a.kind = 'team_balance' \
+                    GROUP BY e.txn_id) d ON d.txn_id = t.id \
+         WHERE t.kind = 'usage' AND COALESCE(c.total, 0) <> COALESCE(d.total, 0) \
+         ORDER BY t.id",
     )
     .fetch_all(db.pool())
     .await?
     {
-        let debited: i64 = r.try_get("debited")?;
         out.push(Drift::Usage {
+            txn_id: r.try_get("id")?,
+            external_ref: r.try_get("external_ref")?,
+            charged: Micros(r.try_get("charged")?),
+            debited: Micros(r.try_get("debited")?),
+        });
+    }
+
+    for r in sqlx::query(
+        "SELECT c.request_id, c.status, c.cost, c.ledger_txn_id FROM charge c \
+         LEFT JOIN ledger_txn t ON t.id = c.ledger_txn_id \
+         WHERE c.ledger_txn_id IS NOT NULL AND (c.status = 'released' OR t.kind <> 'usage' \
+            OR NOT EXISTS (SELECT 1 FROM ledger_entry e JOIN account a ON a.id = e.account_id \
+                           WHERE e.txn_id = c.ledger_txn_id AND a.team_id = c.team_id)) \
+         ORDER BY c.request_id",
+    )
+    .fetch_all(db.pool())
+    .await?
+    {
+        out.push(Drift::Charge {
             request_id: r.try_get("request_id")?,
             status: r.try_get("status")?,
             cost: Micros(r.try_get("cost")?),
-            charged: Micros(debited.saturating_neg()),
-            txns: r.try_get("txns")?,
+            txn_id: r.try_get("ledger_txn_id")?,
         });
     }
 

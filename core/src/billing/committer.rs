@@ -19,7 +19,7 @@
 //! ([`Writer::Conn`]): a batch is one hop to that thread and back, instead of one hop to sqlx's
 //! worker thread per statement. Elsewhere it is a task on the runtime using the pool.
 //!
-//! No money state is kept only in memory: the reservation row is committed before the
+//! No money state is kept only in memory: the hold is committed before the
 //! upstream call, and a settlement still waiting in the window when the process dies is
 //! finished by the reaper from that row, like one that never started. Every write goes
 //! through the same batch code as the single-request functions.
@@ -198,7 +198,7 @@ impl Committer {
     /// if it held a reservation, its settlement or release. They are committed together,
     /// with the other requests that finished within [`SETTLE_WINDOW`]; a failed write is
     /// retried by the committer, and a settlement that is never written (the process died)
-    /// is finished by the reaper from the reservation row.
+    /// is finished by the reaper from the hold.
     pub fn done(&self, record: RequestRecord, finish: Option<Finish>) {
         let d = Done {
             record,

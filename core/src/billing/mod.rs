@@ -14,12 +14,19 @@
 //!   updated or deleted (database triggers on both backends); corrections are new
 //!   transactions. `ledger_txn.external_ref` is unique and is the idempotency key:
 //!   `usage:<request_id>`, `manual:<uuid>` or an operator-supplied reference.
-//! - **Reservations** (`reservation`): [`reserve`] holds a worst-case amount in one guarded
-//!   `UPDATE` (`balance - held >= amount`) and stores the price snapshot. [`settle`] charges the
-//!   actual usage at that snapshot and drops the hold; [`release`] drops the hold without a
-//!   charge. Both act only on a row still `reserved`, so each request is finished exactly once
-//!   whatever the number of concurrent callers or replicas. A settled row is the request's
-//!   usage row.
+//! - **Reservations**: [`reserve`] holds a worst-case amount in one guarded `UPDATE`
+//!   (`balance - held >= amount`) and records the request's `hold` row with its price
+//!   snapshot. [`settle`] charges the actual usage at that snapshot and drops the hold;
+//!   [`release`] drops the hold without a charge. Either one deletes the hold and writes the
+//!   request's `charge` row (its usage row: usage, cost, status) in the same transaction, so
+//!   each request is finished exactly once whatever the number of concurrent callers or
+//!   replicas: a second finisher finds no hold.
+//! - **Usage in the ledger**: the costs settled in one database transaction are posted as one
+//!   `usage` transaction per team (team −Σ cost, `upstream_cost` +Σ upstream part,
+//!   `revenue_markup` +Σ markup), referenced `usage:<request id of its first charge>`; each
+//!   charge with a cost names it (`ledger_txn_id`). Settled one at a time, that is one
+//!   transaction per request; settled by the [`Committer`], one per team per commit window.
+//!   Costs are still computed and rounded per request, so the sum is exact.
 //!
 //! # Signs
 //!
@@ -67,7 +74,11 @@
 //!
 //! Every settlement updates the `upstream_cost` and `revenue_markup` rows, so on PostgreSQL
 //! settlements of different teams serialize on those two row locks for the rest of their
-//! transaction (a few statements). On SQLite all writes serialize anyway.
+//! transaction (a few statements). On SQLite all writes serialize anyway. What a request costs
+//! the database: admission writes two rows (the team's account and the hold, both on pages
+//! that stay in cache, since only requests in flight have holds); a commit window writes, per
+//! request, its charge and request-log rows and deletes its hold, and per team one ledger
+//! transaction with three entries.
 
 mod batch;
 mod check;

@@ -40,8 +40,7 @@ pub async fn reap(db: &Db, now_ms: i64) -> Result<ReapReport, BillingError> {
     let mut report = ReapReport::default();
     loop {
         let ids: Vec<String> = sqlx::query(
-            "SELECT request_id FROM reservation WHERE status = 'reserved' AND expires_at <= $1 \
-             ORDER BY expires_at LIMIT $2",
+            "SELECT request_id FROM hold WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2",
         )
         .bind(now_ms)
         .bind(BATCH)
@@ -86,7 +85,7 @@ pub async fn reap(db: &Db, now_ms: i64) -> Result<ReapReport, BillingError> {
 async fn reap_one(db: &Db, request_id: &str, now_ms: i64) -> Result<Option<Reaped>, BillingError> {
     let mut w = crate::writer::Writer::Pool(db);
     let mut tx = w.begin().await?;
-    let claimed = claim_in(&mut tx, &[request_id], now_ms, crate::db::now_ms()).await?;
+    let claimed = claim_in(&mut tx, &[request_id], now_ms).await?;
     let Some(c) = claimed.get(request_id) else {
         tx.rollback().await?;
         return Ok(None);

@@ -39,7 +39,7 @@ pub struct NewReservation {
     pub prompt_estimate: u64,
 }
 
-/// The state of a reservation row.
+/// The state of a reservation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReservationStatus {
     Reserved,
@@ -78,7 +78,7 @@ pub struct Settlement {
     pub status: ReservationStatus,
 }
 
-/// A reservation row as stored.
+/// A reservation as stored: its hold while open, its charge once finished.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reservation {
     pub request_id: String,
@@ -95,7 +95,8 @@ pub struct Reservation {
     pub cost: Option<Micros>,
     pub checkpoint_output_tokens: u64,
     pub created_at: i64,
-    pub expires_at: i64,
+    /// When the reaper may finish it (`None` once finished).
+    pub expires_at: Option<i64>,
     pub finished_at: Option<i64>,
 }
 
@@ -202,7 +203,7 @@ async fn finished(w: &mut Writer<'_>, request_id: &str) -> Result<Settlement, Bi
     let not_found = || BillingError::NotFound(request_id.to_owned());
     let mut row = match w {
         Writer::Pool(db) => {
-            let row = sqlx::query("SELECT status, cost FROM reservation WHERE request_id = $1")
+            let row = sqlx::query("SELECT status, cost FROM charge WHERE request_id = $1")
                 .bind(request_id)
                 .fetch_optional(db.pool())
                 .await?
@@ -216,7 +217,7 @@ async fn finished(w: &mut Writer<'_>, request_id: &str) -> Result<Settlement, Bi
             let mut tx = w.begin().await?;
             let rows = tx
                 .fetch(
-                    "SELECT status, cost FROM reservation WHERE request_id = $1",
+                    "SELECT status, cost FROM charge WHERE request_id = $1",
                     &[request_id.into()],
                 )
                 .await?;
@@ -228,10 +229,6 @@ async fn finished(w: &mut Writer<'_>, request_id: &str) -> Result<Settlement, Bi
         return Err(not_found());
     }
     let status = ReservationStatus::parse(&row[0].text()?).ok_or_else(not_found)?;
-    if status == ReservationStatus::Reserved {
-        // Only possible if the row appeared after our claim looked: not a finished request.
-        return Err(BillingError::NotFound(request_id.to_owned()));
-    }
     Ok(Settlement {
         cost: Micros(row[1].opt_int()?.unwrap_or(0)),
         already: true,
@@ -240,9 +237,10 @@ async fn finished(w: &mut Writer<'_>, request_id: &str) -> Result<Settlement, Bi
 }
 
 /// Charges the request's actual `usage` at its price snapshot and drops its hold, in one
-/// transaction: the reservation row becomes the usage row (`status = 'settled'`, tokens,
-/// `usage_source`, cost), the ledger gets `usage:<request_id>` (team −total, `upstream_cost`
-/// +upstream, `revenue_markup` +markup), and the team's `held` drops by the reserved amount
+/// transaction: the hold is deleted and the request's charge (usage row) written (`status =
+/// 'settled'`, tokens, `usage_source`, cost), the ledger gets `usage:<request_id>` (team
+/// −total, `upstream_cost` +upstream, `revenue_markup` +markup), and the team's `held` drops
+/// by the reserved amount
 /// while its `balance` drops by the cost, which may exceed the reservation (see the overshoot
 /// bound in the [module docs](super)).
 ///
@@ -380,8 +378,8 @@ async fn outcomes(
 /// finished or for an unknown id. One single-statement write, cheap enough every few seconds.
 pub async fn checkpoint(db: &Db, request_id: &str, output_tokens: u64) -> Result<(), BillingError> {
     sqlx::query(
-        "UPDATE reservation SET checkpoint_output_tokens = $2 \
-         WHERE request_id = $1 AND status = 'reserved' AND checkpoint_output_tokens < $2",
+        "UPDATE hold SET checkpoint_output_tokens = $2 \
+         WHERE request_id = $1 AND checkpoint_output_tokens < $2",
     )
     .bind(request_id)
     .bind(tokens_to_db(output_tokens))
@@ -402,8 +400,7 @@ pub async fn extend(db: &Db, request_id: &str, additional: Micros) -> Result<Mic
     }
     let mut tx = db.begin_write().await?;
     let row = sqlx::query(
-        "UPDATE reservation SET amount = amount + $2 WHERE request_id = $1 AND status = 'reserved' \
-         RETURNING team_id, amount",
+        "UPDATE hold SET amount = amount + $2 WHERE request_id = $1 RETURNING team_id, amount",
     )
     .bind(request_id)
     .bind(additional.0)
@@ -426,7 +423,7 @@ pub async fn extend(db: &Db, request_id: &str, additional: Micros) -> Result<Mic
     .execute(&mut *tx)
     .await?;
     if held.rows_affected() == 0 {
-        // Unlock the reservation row at once (a settle may be waiting on it).
+        // Unlock the hold at once (a settle may be waiting on it).
         tx.rollback().await?;
         return Err(BillingError::InsufficientBalance);
     }
@@ -434,14 +431,42 @@ pub async fn extend(db: &Db, request_id: &str, additional: Micros) -> Result<Mic
     Ok(Micros(amount))
 }
 
-/// Reads one reservation (the usage row once settled).
+/// Reads one reservation: its hold while it is open, its charge (the usage row) once finished.
 pub async fn reservation(db: &Db, request_id: &str) -> Result<Option<Reservation>, BillingError> {
+    let open = sqlx::query(
+        "SELECT request_id, team_id, api_key_id, model, amount, price_input, price_cached_input, \
+           price_cache_write, price_output, price_reasoning, markup_bps, prompt_estimate, \
+           checkpoint_output_tokens, created_at, expires_at \
+         FROM hold WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_optional(db.pool())
+    .await?;
+    if let Some(r) = open {
+        return Ok(Some(Reservation {
+            request_id: r.try_get("request_id")?,
+            team_id: r.try_get("team_id")?,
+            api_key_id: r.try_get("api_key_id")?,
+            model: r.try_get("model")?,
+            amount: Micros(r.try_get("amount")?),
+            tariff: tariff_from_row(&r)?,
+            prompt_estimate: tokens_from_db(r.try_get("prompt_estimate")?),
+            status: ReservationStatus::Reserved,
+            usage: None,
+            usage_source: None,
+            cost: None,
+            checkpoint_output_tokens: tokens_from_db(r.try_get("checkpoint_output_tokens")?),
+            created_at: r.try_get("created_at")?,
+            expires_at: Some(r.try_get("expires_at")?),
+            finished_at: None,
+        }));
+    }
     let row = sqlx::query(
         "SELECT request_id, team_id, api_key_id, model, amount, price_input, price_cached_input, \
            price_cache_write, price_output, price_reasoning, markup_bps, prompt_estimate, status, \
            input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, \
-           usage_source, cost, checkpoint_output_tokens, created_at, expires_at, finished_at \
-         FROM reservation WHERE request_id = $1",
+           usage_source, cost, checkpoint_output_tokens, created_at, finished_at \
+         FROM charge WHERE request_id = $1",
     )
     .bind(request_id)
     .fetch_optional(db.pool())
@@ -476,10 +501,10 @@ pub async fn reservation(db: &Db, request_id: &str) -> Result<Option<Reservation
             .try_get::<Option<String>, _>("usage_source")?
             .as_deref()
             .and_then(parse_source),
-        cost: r.try_get::<Option<i64>, _>("cost")?.map(Micros),
+        cost: Some(Micros(r.try_get("cost")?)),
         checkpoint_output_tokens: tokens_from_db(r.try_get("checkpoint_output_tokens")?),
         created_at: r.try_get("created_at")?,
-        expires_at: r.try_get("expires_at")?,
-        finished_at: r.try_get("finished_at")?,
+        expires_at: None,
+        finished_at: Some(r.try_get("finished_at")?),
     }))
 }

@@ -85,7 +85,7 @@ async fn assert_books(db: &Db) {
         assert_eq!(*sum, 0, "txn {txn} does not balance");
     }
     let mut open: HashMap<i64, i128> = HashMap::new();
-    for r in sqlx::query("SELECT team_id, amount FROM reservation WHERE status = 'reserved'")
+    for r in sqlx::query("SELECT team_id, amount FROM hold")
         .fetch_all(db.pool())
         .await
         .unwrap()
@@ -206,14 +206,14 @@ async fn concurrent_reservations_admit_exactly_what_fits() {
     assert_eq!(held, Micros(0));
     assert_eq!(bal, Micros(10 * amount - 10 * cost.0));
     assert!(bal.0 >= 0);
-    let settled = count(
-        db,
-        "SELECT COUNT(*) FROM reservation WHERE status = 'settled'",
-    )
-    .await;
+    let settled = count(db, "SELECT COUNT(*) FROM charge WHERE status = 'settled'").await;
     assert_eq!(settled, 10);
     assert_eq!(
-        count(db, "SELECT COUNT(*) FROM reservation").await,
+        count(
+            db,
+            "SELECT (SELECT COUNT(*) FROM charge) + (SELECT COUNT(*) FROM hold)"
+        )
+        .await,
         10,
         "refused requests leave no row"
     );
@@ -874,7 +874,20 @@ async fn check_reports_drift() {
     let s = settle(db, "tampered", &io(10, 10), UsageSource::Upstream)
         .await
         .unwrap();
-    sqlx::query("UPDATE reservation SET cost = cost + 1 WHERE request_id = 'tampered'")
+    sqlx::query("UPDATE charge SET cost = cost + 1 WHERE request_id = 'tampered'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    // And a released one that names a transaction.
+    reserve(db, &res("dropped", other, 1_000)).await.unwrap();
+    assert!(release(db, "dropped").await.unwrap());
+    let txn_id: i64 =
+        sqlx::query_scalar("SELECT ledger_txn_id FROM charge WHERE request_id = 'tampered'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    sqlx::query("UPDATE charge SET ledger_txn_id = $1 WHERE request_id = 'dropped'")
+        .bind(txn_id)
         .execute(db.pool())
         .await
         .unwrap();
@@ -882,11 +895,16 @@ async fn check_reports_drift() {
     assert!(drift.iter().any(|d| matches!(d,
         Drift::Held { team_id: Some(t), cached: Micros(7), computed: Micros(0), .. } if *t == other)));
     assert!(drift.contains(&Drift::Usage {
-        request_id: "tampered".into(),
-        status: "settled".into(),
-        cost: Micros(s.cost.0 + 1),
-        charged: s.cost,
-        txns: 1
+        txn_id,
+        external_ref: "usage:tampered".into(),
+        charged: Micros(s.cost.0 + 1),
+        debited: s.cost,
+    }));
+    assert!(drift.contains(&Drift::Charge {
+        request_id: "dropped".into(),
+        status: "released".into(),
+        cost: Micros(0),
+        txn_id: Some(txn_id),
     }));
     for d in &drift {
         assert!(!d.to_string().is_empty());
@@ -1251,17 +1269,34 @@ async fn batches_match_one_by_one() {
         balance(&a.db, teams[0].1).await.unwrap(),
         balance(&b.db, teams[1].1).await.unwrap()
     );
-    // Every settled request has exactly one usage transaction.
+    // Every settled request has its charge; one by one each costly one has its own usage
+    // transaction, in a batch each team has one (check() above matched them to their debits).
     for db in [&a.db, &b.db] {
         assert_eq!(
+            count(db, "SELECT COUNT(*) FROM charge WHERE status = 'settled'").await,
             count(
-                db,
-                "SELECT COUNT(*) FROM reservation WHERE status = 'settled'"
+                &b.db,
+                "SELECT COUNT(*) FROM charge WHERE status = 'settled'"
             )
-            .await,
-            count(db, "SELECT COUNT(*) FROM ledger_txn WHERE kind = 'usage'").await
+            .await
         );
     }
+    assert_eq!(
+        count(
+            &b.db,
+            "SELECT COUNT(*) FROM ledger_txn WHERE kind = 'usage'"
+        )
+        .await,
+        count(&b.db, "SELECT COUNT(*) FROM charge WHERE cost > 0").await
+    );
+    assert_eq!(
+        count(
+            &a.db,
+            "SELECT COUNT(*) FROM ledger_txn WHERE kind = 'usage'"
+        )
+        .await,
+        2
+    );
 }
 
 /// The committer under concurrency: 100 requests at once on a balance that covers 10 admit
@@ -1326,14 +1361,7 @@ async fn committer_admits_exactly_what_fits_and_settles_everything() {
     drop(committer);
     task.await.unwrap();
     assert_books(&db).await;
-    assert_eq!(
-        count(
-            &db,
-            "SELECT COUNT(*) FROM reservation WHERE status = 'reserved'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM hold").await, 0);
 }
 
 /// Finished requests handed over with `done` (nobody waits) get their settlement or release
@@ -1372,11 +1400,13 @@ async fn committer_writes_finished_requests_without_waiting() {
     let status = |s: &'static str| {
         let db = db.clone();
         async move {
-            count(
-                &db,
-                &format!("SELECT COUNT(*) FROM reservation WHERE request_id LIKE 'd%' AND status = '{s}'"),
-            )
-            .await
+            let sql = match s {
+                "reserved" => String::from("SELECT COUNT(*) FROM hold WHERE request_id LIKE 'd%'"),
+                _ => format!(
+                    "SELECT COUNT(*) FROM charge WHERE request_id LIKE 'd%' AND status = '{s}'"
+                ),
+            };
+            count(&db, &sql).await
         }
     };
     let n = i64::try_from(n).unwrap();
@@ -1392,8 +1422,16 @@ async fn committer_writes_finished_requests_without_waiting() {
         n
     );
     assert_eq!(
-        count(db, "SELECT COUNT(*) FROM reservation WHERE request_id LIKE 'between%' AND status = 'released'").await,
-        count(db, "SELECT COUNT(*) FROM request_log WHERE request_id LIKE 'between%'").await,
+        count(
+            db,
+            "SELECT COUNT(*) FROM charge WHERE request_id LIKE 'between%' AND status = 'released'"
+        )
+        .await,
+        count(
+            db,
+            "SELECT COUNT(*) FROM request_log WHERE request_id LIKE 'between%'"
+        )
+        .await,
     );
     // Handed over, then the last handle goes: written before the task ends.
     for i in (2..n).step_by(3) {
@@ -1414,4 +1452,166 @@ async fn committer_writes_finished_requests_without_waiting() {
         n / 3
     );
     assert_books(db).await;
+}
+
+/// Migration 0004 moves open reservations into `hold` and finished ones into `charge` (linked to
+/// their `usage:<request_id>` transactions), keeps the request log, and the books stay exact;
+/// a moved hold then settles through the new code.
+#[tokio::test]
+async fn migration_0004_keeps_every_reservation_and_the_books() {
+    let t = TestDb::unmigrated().await.unwrap();
+    let db = &t.db;
+    let folder = match db.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(folder);
+    let before = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap();
+        let name = f.file_name().into_string().unwrap();
+        if name.as_str() < "0004" {
+            std::fs::copy(f.path(), before.path().join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .unwrap()
+        .run(db.pool())
+        .await
+        .unwrap();
+
+    // The old schema's rows, as the old code wrote them.
+    let team_id = new_team(db, 1_000_000).await;
+    let exec = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query(sql)
+                .bind(team_id)
+                .execute(db.pool())
+                .await
+                .unwrap();
+        }
+    };
+    let cols = "request_id, team_id, api_key_id, model, amount, price_input, price_cached_input, \
+        price_cache_write, price_output, price_reasoning, markup_bps, prompt_estimate, status, \
+        input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, \
+        usage_source, cost, checkpoint_output_tokens, created_at, expires_at, finished_at";
+    for (id, status, rest) in [
+        (
+            "open",
+            "reserved",
+            "NULL, NULL, NULL, NULL, NULL, NULL, NULL, 40, 10, 9000000000000, NULL",
+        ),
+        (
+            "paid",
+            "settled",
+            "100, 0, 0, 20, 0, 'upstream', 300, 0, 11, 99, 12",
+        ),
+        (
+            "dropped",
+            "released",
+            "NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 12, 99, 13",
+        ),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO reservation ({cols}) VALUES ('{id}', $1, 7, 'test/model', 1000, \
+             1000000, NULL, NULL, 2000000, NULL, 2000, 100, '{status}', {rest})"
+        ))
+        .bind(team_id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    exec("UPDATE account SET held = 1000 WHERE team_id = $1").await;
+    post_usage_the_old_way(db, team_id).await;
+    exec(
+        "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, channel_id, \
+         status, error_kind, stream, usage_source, attempts, latency_ms, ttfb_ms, created_at) \
+         VALUES ('paid', $1, 7, 'chat', 'test/model', 1, 200, NULL, 0, 'upstream', 1, 3, NULL, 11)",
+    )
+    .await;
+
+    db.migrate().await.unwrap();
+    let open = reservation(db, "open").await.unwrap().unwrap();
+    assert_eq!(open.status, ReservationStatus::Reserved);
+    assert_eq!(
+        (open.amount, open.checkpoint_output_tokens),
+        (Micros(1000), 40)
+    );
+    assert_eq!(open.expires_at, Some(9_000_000_000_000));
+    assert_eq!(open.tariff.output, PerMillion(2_000_000));
+    let paid = reservation(db, "paid").await.unwrap().unwrap();
+    assert_eq!(
+        (paid.status, paid.cost, paid.usage),
+        (
+            ReservationStatus::Settled,
+            Some(Micros(300)),
+            Some(io(100, 20))
+        )
+    );
+    let dropped = reservation(db, "dropped").await.unwrap().unwrap();
+    assert_eq!(
+        (dropped.status, dropped.cost),
+        (ReservationStatus::Released, Some(Micros(0)))
+    );
+    let linked: Option<i64> = sqlx::query_scalar(
+        "SELECT c.ledger_txn_id FROM charge c JOIN ledger_txn t ON t.id = c.ledger_txn_id \
+         WHERE c.request_id = 'paid' AND t.external_ref = 'usage:paid'",
+    )
+    .fetch_optional(db.pool())
+    .await
+    .unwrap()
+    .flatten();
+    assert!(linked.is_some(), "the charge names its usage transaction");
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM request_log WHERE request_id = 'paid'"
+        )
+        .await,
+        1
+    );
+    assert_books(db).await;
+    // The moved hold settles, and a reused id is refused.
+    let s = settle(db, "open", &io(10, 10), UsageSource::Upstream)
+        .await
+        .unwrap();
+    assert!(!s.already && s.cost.0 > 0);
+    assert!(matches!(
+        reserve(db, &res("paid", team_id, 10)).await,
+        Err(BillingError::Duplicate(_))
+    ));
+    assert_books(db).await;
+    t.cleanup().await;
+}
+
+/// The `usage:paid` transaction the pre-0004 code posted for the `paid` reservation above.
+async fn post_usage_the_old_way(db: &Db, team_id: i64) {
+    let mut tx = db.begin_write().await.unwrap();
+    post(
+        &mut tx,
+        "usage",
+        "usage:paid",
+        Some("test/model"),
+        &[
+            Entry {
+                account: AccountRef::Team(team_id),
+                amount: Micros(-300),
+            },
+            Entry {
+                account: AccountRef::System(SystemAccount::UpstreamCost),
+                amount: Micros(250),
+            },
+            Entry {
+                account: AccountRef::System(SystemAccount::RevenueMarkup),
+                amount: Micros(50),
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
 }
