@@ -107,6 +107,8 @@ pub struct Db {
     /// writes on a connection of its own (the billing committer) checkpoints there, between
     /// its transactions, so that the WAL can start over ([`Db::take_wal_restart`]).
     wal_restart: Arc<AtomicBool>,
+    /// Alive while any clone of this handle is: the checkpointer thread stops when it goes.
+    _alive: Arc<()>,
 }
 
 impl Db {
@@ -133,7 +135,7 @@ impl Db {
                             // except for the last commits on power loss; the busy timeout makes a
                             // second writer wait instead of failing with SQLITE_BUSY. No commit
                             // checkpoints the WAL inline (at unpredictable commits, with two
-                            // fsyncs): `spawn_checkpointer` does it once a second. A new
+                            // fsyncs): `spawn_checkpointer` does it in the background. A new
                             // database gets 1 KiB pages: a commit copies each page it touched
                             // into the WAL, and the request path's small transactions touch a
                             // few rows on a few pages each, so smaller pages are less to copy,
@@ -159,18 +161,20 @@ impl Db {
             pool.clone()
         };
         let wal_restart = Arc::new(AtomicBool::new(false));
-        if backend == Backend::Sqlite && !in_memory {
-            spawn_checkpointer(pool.clone(), writer.clone(), wal_restart.clone());
-        }
+        let alive = Arc::new(());
         let sqlite_file = (backend == Backend::Sqlite && !in_memory)
             .then(|| sqlite_path(&url))
             .flatten();
+        if let Some(file) = &sqlite_file {
+            spawn_checkpointer(file.clone(), wal_restart.clone(), Arc::downgrade(&alive));
+        }
         Ok(Db {
             pool,
             writer,
             backend,
             sqlite_file,
             wal_restart,
+            _alive: alive,
         })
     }
 
@@ -249,58 +253,74 @@ pub fn chunked<T>(items: &[T], max: usize) -> Vec<&[T]> {
     out
 }
 
-/// How often the WAL is copied back into the SQLite database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often the WAL is copied back into the SQLite database file. Often, so that each
+/// checkpoint's `fsync` of the WAL writes out little at a time.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// WAL frames (pages) past which the checkpointer also runs on the writer connection.
-const WAL_RESTART_FRAMES: i64 = 8_192;
+/// WAL frames (pages) past which the WAL should start over.
+pub(crate) const WAL_RESTART_FRAMES: i64 = 8_192;
 
-/// Checkpoints the WAL every second on a reader connection (`PASSIVE`: it never blocks the
-/// writer, so commits stay an append to the WAL). A checkpoint beside a busy writer never
-/// copies the frames appended while it ran, so the WAL could never start over; once it holds
-/// more than [`WAL_RESTART_FRAMES`] the checkpoint also runs on the writer connection, between
-/// write transactions, where it copies the rest (little, the reader already copied most) and
-/// the next write starts the WAL file over. Writes that go through a connection of their own
-/// (the billing committer) are asked to do the same there through `restart`. Ends when the
-/// pools are closed.
-fn spawn_checkpointer(reader: AnyPool, writer: AnyPool, restart: Arc<AtomicBool>) {
-    tokio::spawn(async move {
-        let mut pause = CHECKPOINT_EVERY;
-        loop {
-            tokio::time::sleep(pause).await;
-            pause = CHECKPOINT_EVERY;
-            if reader.is_closed() || writer.is_closed() {
-                break;
+/// Checkpoints the WAL every [`CHECKPOINT_EVERY`] on a thread of its own, with its own
+/// connection, at the lowest CPU priority (`nice` 19), so that the copying and the `fsync`s
+/// of a checkpoint only take the CPU when the request path does not want it. `PASSIVE`: it
+/// never blocks a writer, so commits stay an append to the WAL.
+///
+/// A checkpoint beside a busy writer never copies the frames appended while it ran, so under
+/// steady writes the WAL could never start over. Once it holds more than
+/// [`WAL_RESTART_FRAMES`], this thread makes what it copied durable (an `fsync` of the
+/// database file) and raises `restart`: the connection that writes (the billing committer)
+/// then checkpoints between two of its transactions, where only the few frames of the last
+/// milliseconds remain to be synced and copied, and its next transaction starts the WAL
+/// over. With no committer there is little writing, and this thread's own checkpoint
+/// completes, which lets the next writer start the WAL over just the same. Stops when every
+/// clone of the [`Db`] is gone.
+fn spawn_checkpointer(file: Arc<Path>, restart: Arc<AtomicBool>, alive: std::sync::Weak<()>) {
+    let started = std::thread::Builder::new()
+        .name("weir-checkpoint".into())
+        .spawn(move || {
+            // Only this thread: `setpriority` with a thread id sets that thread's nice value.
+            if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19)
+            {
+                tracing::debug!(error = %e, "could not lower the checkpointer's priority");
             }
-            let frames = match checkpoint(&reader).await {
-                Ok(frames) => frames,
-                Err(sqlx::Error::PoolClosed) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                    continue;
+            let mut conn = None;
+            let mut db_file = None;
+            while alive.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if conn.is_none() {
+                    // The file exists once the pool has connected; migrations may still run.
+                    match crate::writer::open_sqlite(&file) {
+                        Ok(c) => conn = Some(c),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "checkpointer could not open the database");
+                            continue;
+                        }
+                    }
                 }
-            };
-            if frames > WAL_RESTART_FRAMES {
-                // Look again soon: under heavy writes a second is tens of megabytes of WAL.
-                pause = CHECKPOINT_EVERY / 4;
-                restart.store(true, Ordering::Release);
-                match checkpoint(&writer).await {
-                    Ok(_) => {}
-                    Err(sqlx::Error::PoolClosed) => break,
-                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                let Some(c) = conn.as_ref() else { continue };
+                let frames = match crate::writer::checkpoint(c) {
+                    Ok(frames) => frames,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                        continue;
+                    }
+                };
+                if frames > WAL_RESTART_FRAMES && !restart.load(Ordering::Acquire) {
+                    if db_file.is_none() {
+                        db_file = std::fs::File::open(&*file).ok();
+                    }
+                    if let Some(f) = &db_file {
+                        if let Err(e) = f.sync_data() {
+                            tracing::warn!(error = %e, "syncing the database file failed");
+                        }
+                    }
+                    restart.store(true, Ordering::Release);
                 }
             }
-        }
-    });
-}
-
-/// One passive checkpoint; returns the number of frames in the WAL.
-async fn checkpoint(pool: &AnyPool) -> Result<i64, sqlx::Error> {
-    use sqlx::Row;
-    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(pool)
-        .await?;
-    row.try_get::<i64, _>(1)
+        });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "the WAL checkpointer thread failed to start");
+    }
 }
 
 /// The file of a prepared `sqlite://PATH?...` URL.

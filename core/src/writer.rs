@@ -299,12 +299,15 @@ fn prepare<'c>(
 }
 
 /// A passive checkpoint on `conn`: copies WAL frames into the database file without waiting
-/// for anyone.
-pub fn checkpoint(conn: &rusqlite::Connection) -> Result<(), DbError> {
-    conn.prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?
-        .raw_query()
-        .next()?;
-    Ok(())
+/// for anyone. Returns the number of frames in the WAL.
+pub fn checkpoint(conn: &rusqlite::Connection) -> Result<i64, DbError> {
+    let mut st = conn.prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?;
+    let mut rows = st.raw_query();
+    let frames = match rows.next()? {
+        Some(row) => row.get::<_, i64>(1)?,
+        None => 0,
+    };
+    Ok(frames)
 }
 
 /// Opens a connection to the SQLite file at `path` with the settings of the pool's

@@ -1615,3 +1615,46 @@ async fn post_usage_the_old_way(db: &Db, team_id: i64) {
     .unwrap();
     tx.commit().await.unwrap();
 }
+
+/// Under steady writes through the committer the WAL starts over again and again, so its file
+/// stays near the restart threshold instead of growing with the traffic (without restarts,
+/// these requests alone write several times the bound below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_file_stays_bounded_under_steady_writes() {
+    let t = TestDb::new().await.unwrap();
+    let db = &t.db;
+    let Some(file) = db.sqlite_file().map(std::path::Path::to_path_buf) else {
+        t.cleanup().await;
+        return; // PostgreSQL: no WAL file of ours.
+    };
+    let wal = std::path::PathBuf::from(format!("{}-wal", file.display()));
+    let team = new_team(db, 1_000_000_000_000).await;
+    let (c, task) = Committer::spawn(db.clone());
+    let settle = Finish::Settle {
+        usage: io(10, 5),
+        source: UsageSource::Upstream,
+    };
+    let bound = 3 * crate::db::WAL_RESTART_FRAMES as u64 * 1_100;
+    let mut largest = 0;
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while n < 40_000 && started.elapsed() < Duration::from_secs(60) {
+        let id = format!("w{n}");
+        c.reserve(res(&id, team, 1_000)).await.unwrap();
+        c.done(sample_record(&id, team), Some(settle));
+        n += 1;
+        if n % 500 == 0 {
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+    }
+    c.flush().await;
+    drop(c);
+    task.await.unwrap();
+    assert!(n >= 10_000, "only {n} requests in a minute");
+    assert!(
+        largest <= bound,
+        "the WAL grew to {largest} bytes over {n} requests (bound {bound})"
+    );
+    assert_books(db).await;
+    t.cleanup().await;
+}
