@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use super::BillingError;
@@ -162,34 +163,80 @@ pub async fn check(db: &Db) -> Result<Vec<Drift>, BillingError> {
         });
     }
 
-    for r in sqlx::query(
-        "SELECT t.id, t.external_ref, COALESCE(c.total, 0) AS charged, COALESCE(d.total, 0) AS debited \
-         FROM ledger_txn t \
-         LEFT JOIN (SELECT ledger_txn_id, CAST(SUM(cost) AS BIGINT) AS total FROM charge \
-                    WHERE ledger_txn_id IS NOT NULL GROUP BY ledger_txn_id) c ON c.ledger_txn_id = t.id \
-         LEFT JOIN (SELECT e.txn_id, CAST(-SUM(e.amount) AS BIGINT) AS total FROM ledger_entry e \
-                    JOIN account a ON a.id = e.account_id WHERE a.kind = 'team_balance' \
-                    GROUP BY e.txn_id) d ON d.txn_id = t.id \
-         WHERE t.kind = 'usage' AND COALESCE(c.total, 0) <> COALESCE(d.total, 0) \
-         ORDER BY t.id",
+    // Each usage transaction's team debit against the sum of the charges that name it: two
+    // aggregates in transaction order, compared as they stream (a join of the two aggregates
+    // is quadratic on SQLite, which has no index on either side).
+    let mut charged = sqlx::query(
+        "SELECT ledger_txn_id AS txn, CAST(SUM(cost) AS BIGINT) AS total FROM charge \
+         WHERE ledger_txn_id IS NOT NULL GROUP BY ledger_txn_id ORDER BY ledger_txn_id",
     )
-    .fetch_all(db.pool())
-    .await?
-    {
-        out.push(Drift::Usage {
-            txn_id: r.try_get("id")?,
-            external_ref: r.try_get("external_ref")?,
-            charged: Micros(r.try_get("charged")?),
-            debited: Micros(r.try_get("debited")?),
-        });
+    .fetch(db.pool());
+    let mut debited = sqlx::query(
+        "SELECT t.id AS txn, t.external_ref, \
+           CAST(-COALESCE(SUM(CASE WHEN a.kind = 'team_balance' THEN e.amount END), 0) AS BIGINT) AS total \
+         FROM ledger_txn t LEFT JOIN ledger_entry e ON e.txn_id = t.id \
+         LEFT JOIN account a ON a.id = e.account_id \
+         WHERE t.kind = 'usage' GROUP BY t.id, t.external_ref ORDER BY t.id",
+    )
+    .fetch(db.pool());
+    let read = |r: &sqlx::any::AnyRow| -> Result<(i64, i64), sqlx::Error> {
+        Ok((r.try_get("txn")?, r.try_get("total")?))
+    };
+    let mut c = charged.try_next().await?;
+    let mut d = debited.try_next().await?;
+    loop {
+        let (ck, dk) = (
+            c.as_ref().map(read).transpose()?,
+            d.as_ref().map(read).transpose()?,
+        );
+        let (txn_id, charged_total, debited_total, external_ref) = match (ck, dk) {
+            (None, None) => break,
+            (Some((ct, ca)), Some((dt, da))) if ct == dt => {
+                let r = d
+                    .as_ref()
+                    .map(|r| r.try_get::<String, _>("external_ref"))
+                    .transpose()?;
+                c = charged.try_next().await?;
+                d = debited.try_next().await?;
+                (ct, ca, da, r.unwrap_or_default())
+            }
+            (Some((ct, ca)), Some((dt, _))) if ct < dt => {
+                c = charged.try_next().await?;
+                (ct, ca, 0, String::new())
+            }
+            (Some((ct, ca)), None) => {
+                c = charged.try_next().await?;
+                (ct, ca, 0, String::new())
+            }
+            (_, Some((dt, da))) => {
+                let r = d
+                    .as_ref()
+                    .map(|r| r.try_get::<String, _>("external_ref"))
+                    .transpose()?;
+                d = debited.try_next().await?;
+                (dt, 0, da, r.unwrap_or_default())
+            }
+        };
+        if charged_total != debited_total {
+            out.push(Drift::Usage {
+                txn_id,
+                external_ref,
+                charged: Micros(charged_total),
+                debited: Micros(debited_total),
+            });
+        }
     }
+    drop((charged, debited));
 
+    // (`+e.account_id`: look entries up by transaction, not by account, which would scan
+    // every entry of the team for each charge.)
     for r in sqlx::query(
         "SELECT c.request_id, c.status, c.cost, c.ledger_txn_id FROM charge c \
-         LEFT JOIN ledger_txn t ON t.id = c.ledger_txn_id \
-         WHERE c.ledger_txn_id IS NOT NULL AND (c.status = 'released' OR t.kind <> 'usage' \
-            OR NOT EXISTS (SELECT 1 FROM ledger_entry e JOIN account a ON a.id = e.account_id \
-                           WHERE e.txn_id = c.ledger_txn_id AND a.team_id = c.team_id)) \
+         JOIN ledger_txn t ON t.id = c.ledger_txn_id \
+         WHERE c.status = 'released' OR t.kind <> 'usage' \
+            OR NOT EXISTS (SELECT 1 FROM ledger_entry e JOIN account a ON a.id = +e.account_id \
+                           WHERE e.txn_id = c.ledger_txn_id AND a.team_id = c.team_id \
+                             AND a.kind = 'team_balance') \
          ORDER BY c.request_id",
     )
     .fetch_all(db.pool())

@@ -1636,9 +1636,8 @@ async fn wal_file_stays_bounded_under_steady_writes() {
     };
     let bound = 3 * crate::db::WAL_RESTART_FRAMES as u64 * 1_100;
     let mut largest = 0;
-    let started = std::time::Instant::now();
     let mut n = 0;
-    while n < 40_000 && started.elapsed() < Duration::from_secs(60) {
+    while n < 40_000 {
         let id = format!("w{n}");
         c.reserve(res(&id, team, 1_000)).await.unwrap();
         c.done(sample_record(&id, team), Some(settle));
@@ -1650,11 +1649,11 @@ async fn wal_file_stays_bounded_under_steady_writes() {
     c.flush().await;
     drop(c);
     task.await.unwrap();
-    assert!(n >= 10_000, "only {n} requests in a minute");
     assert!(
         largest <= bound,
         "the WAL grew to {largest} bytes over {n} requests (bound {bound})"
     );
+    // The books checked at this size too (a quadratic query in `check` once took 40 s here).
     assert_books(db).await;
     t.cleanup().await;
 }
