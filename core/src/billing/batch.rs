@@ -134,27 +134,23 @@ pub(super) async fn reserve_in(
         .filter(|(_, o)| o.is_ok())
         .map(|(r, _)| *r)
         .collect();
-    // A request id is used once: one that already has a charge (a finished request) is
-    // refused like one that is still open (the hold's primary key refuses that).
-    for chunk in chunked(&admitted) {
-        let mut sql = String::from("SELECT request_id FROM charge WHERE request_id IN (");
-        list(&mut sql, chunk.len(), 1);
-        sql.push(')');
-        let args: Vec<Arg<'_>> = chunk.iter().map(|r| Arg::from(&r.request_id)).collect();
-        if let Some(mut row) = tx.fetch(&sql, &args).await?.into_iter().next() {
-            let id = row.first_mut().map(|c| c.text()).transpose()?;
-            return Err(BillingError::Duplicate(id.unwrap_or_default()));
-        }
-    }
+    // A request id is used once: the hold's primary key refuses one that is still open, and
+    // the insert skips one that already has a charge (a finished request), which makes the
+    // batch fail as a duplicate.
     const COLS: usize = 13;
     for chunk in chunked(&admitted) {
         let mut sql = String::from(
             "INSERT INTO hold (created_at, request_id, team_id, api_key_id, model, amount, \
                price_input, price_cached_input, price_cache_write, price_output, price_reasoning, \
                markup_bps, prompt_estimate, expires_at) \
-             VALUES ",
+             SELECT $1, v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
+               v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, v.column13 \
+             FROM (VALUES ",
         );
-        tuples(&mut sql, chunk.len(), COLS, 2, "$1");
+        tuples(&mut sql, chunk.len(), COLS, 2, "");
+        sql.push_str(
+            ") AS v WHERE NOT EXISTS (SELECT 1 FROM charge c WHERE c.request_id = v.column1)",
+        );
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * COLS);
         args.push(now.into());
         for r in chunk {
@@ -175,15 +171,16 @@ pub(super) async fn reserve_in(
                 now.saturating_add(duration_ms(r.ttl)).into(),
             ]);
         }
+        let duplicate = || {
+            BillingError::Duplicate(match chunk {
+                [one] => one.request_id.clone(),
+                _ => String::from("(one of a batch)"),
+            })
+        };
         match tx.execute(&sql, &args).await {
-            Ok(_) => {}
-            Err(e) if e.is_unique_violation() => {
-                let id = match chunk {
-                    [one] => one.request_id.clone(),
-                    _ => String::from("(one of a batch)"),
-                };
-                return Err(BillingError::Duplicate(id));
-            }
+            Ok(n) if n == chunk.len() as u64 => {}
+            Ok(_) => return Err(duplicate()),
+            Err(e) if e.is_unique_violation() => return Err(duplicate()),
             Err(e) => return Err(e.into()),
         }
     }
