@@ -107,18 +107,30 @@ pub enum Writer<'a> {
 
 impl Writer<'_> {
     pub async fn begin(&mut self) -> Result<WriteTx<'_>, DbError> {
-        Ok(WriteTx(match self {
-            Writer::Pool(db) => Inner::Owned(db.begin_write().await?),
-            Writer::Conn(conn) => {
-                run(conn, "BEGIN IMMEDIATE")?;
-                Inner::Conn(conn)
-            }
-        }))
+        Ok(WriteTx(
+            match self {
+                Writer::Pool(db) => Inner::Owned(db.begin_write().await?),
+                Writer::Conn(conn) => {
+                    run(conn, "BEGIN IMMEDIATE")?;
+                    Inner::Conn(conn)
+                }
+            },
+            Pace::Urgent,
+        ))
     }
 }
 
 /// An open write transaction. Dropped without [`commit`](Self::commit), it rolls back.
-pub struct WriteTx<'a>(Inner<'a>);
+pub struct WriteTx<'a>(Inner<'a>, Pace);
+
+/// Whether statements on a thread's own connection give the CPU away between them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    Urgent,
+    /// Background work (a settlement window): after each statement the thread yields, so that
+    /// the request path, sharing the core, runs first when it has work.
+    Yielding,
+}
 
 enum Inner<'a> {
     Owned(Transaction<'static, Any>),
@@ -130,7 +142,21 @@ enum Inner<'a> {
 impl<'a> WriteTx<'a> {
     /// Statements inside a sqlx transaction the caller owns (and commits).
     pub fn within(tx: &'a mut Transaction<'static, Any>) -> WriteTx<'a> {
-        WriteTx(Inner::Borrowed(tx))
+        WriteTx(Inner::Borrowed(tx), Pace::Urgent)
+    }
+
+    /// Marks this transaction as background work: on a thread's own connection, the thread
+    /// yields the CPU after each statement (`sched_yield`, a no-op when nothing else is
+    /// runnable).
+    pub fn in_background(mut self) -> Self {
+        self.1 = Pace::Yielding;
+        self
+    }
+
+    fn pace(&self) {
+        if self.1 == Pace::Yielding {
+            std::thread::yield_now();
+        }
     }
 
     /// Runs a statement; returns the number of rows it changed.
@@ -146,7 +172,10 @@ impl<'a> WriteTx<'a> {
                 .rows_affected()),
             Inner::Conn(conn) => {
                 let mut st = prepare(conn, sql, args)?;
-                Ok(st.raw_execute()? as u64)
+                let n = st.raw_execute()? as u64;
+                drop(st);
+                self.pace();
+                Ok(n)
             }
             Inner::Done => Err(DbError::Sqlx(sqlx::Error::PoolClosed)),
         }
@@ -179,6 +208,9 @@ impl<'a> WriteTx<'a> {
                     }
                     out.push(row);
                 }
+                drop(rows);
+                drop(st);
+                self.pace();
                 return Ok(out);
             }
             Inner::Done => return Err(DbError::Sqlx(sqlx::Error::PoolClosed)),
