@@ -57,13 +57,31 @@ pub fn client(t: &Timeouts) -> reqwest::Result<reqwest::Client> {
 
 /// An HTTP request ready to send upstream.
 pub struct Outbound {
-    pub url: String,
+    pub url: reqwest::Url,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
 
-fn join(base: &str, path: &str) -> String {
-    format!("{}{path}", base.trim_end_matches('/'))
+/// Upstream endpoints already parsed: parsing a URL (with its IDNA host rules) costs several
+/// microseconds, a lookup here a hash of the string. Keyed by the full URL, so an operator's
+/// change of a channel's base URL is simply a new entry; bounded, since the keys come from the
+/// catalog (channels × paths), never from callers.
+static ENDPOINTS: std::sync::LazyLock<quick_cache::sync::Cache<String, reqwest::Url>> =
+    std::sync::LazyLock::new(|| quick_cache::sync::Cache::new(1024));
+
+/// `base` + `path`, parsed (once per distinct URL).
+fn endpoint(base: &str, path: &str) -> Result<reqwest::Url, GatewayError> {
+    let full = format!("{}{path}", base.trim_end_matches('/'));
+    if let Some(url) = ENDPOINTS.get(full.as_str()) {
+        return Ok(url);
+    }
+    let url = reqwest::Url::parse(&full).map_err(|_| {
+        tracing::error!(url = %full, "a channel's base URL is not a valid URL");
+        GatewayError::new(ErrorKind::BadGateway, "The upstream could not be reached.")
+            .retryable(true)
+    })?;
+    ENDPOINTS.insert(full, url.clone());
+    Ok(url)
 }
 
 fn auth_headers(target: &Target) -> Result<HeaderMap, GatewayError> {
@@ -106,11 +124,11 @@ pub fn chat_request(target: &Target, req: &CanonicalRequest) -> Result<Outbound,
     let upstream_model = &target.model.upstream_model;
     let (url, body) = match target.channel.wire {
         Wire::OpenAi => (
-            join(&target.channel.base_url, "/chat/completions"),
+            endpoint(&target.channel.base_url, "/chat/completions")?,
             openai_chat::encode_request(req, upstream_model),
         ),
         Wire::Anthropic => (
-            join(&target.channel.base_url, "/v1/messages"),
+            endpoint(&target.channel.base_url, "/v1/messages")?,
             crate::wire::anthropic::encode_request(
                 req,
                 upstream_model,
@@ -138,7 +156,7 @@ pub fn embeddings_request(
 ) -> Result<Outbound, GatewayError> {
     match target.channel.wire {
         Wire::OpenAi => Ok(Outbound {
-            url: join(&target.channel.base_url, "/embeddings"),
+            url: endpoint(&target.channel.base_url, "/embeddings")?,
             headers: auth_headers(target)?,
             body: to_bytes(&openai_embeddings::encode_request(
                 req,
