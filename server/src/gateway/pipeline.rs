@@ -46,8 +46,35 @@ pub const MAX_BODY: usize = 32 * 1024 * 1024;
 /// Most channels tried for one request.
 pub const MAX_ATTEMPTS: usize = 3;
 
+/// A new request id: `req_` and a UUIDv7 whose 12 bits after the millisecond timestamp count
+/// up within the millisecond (RFC 9562, method 1), so the ids of one process sort in the order
+/// they were made (rows keyed by them are appended at the end of their b-trees). The other 62
+/// bits come from the thread's userspace generator (no `getrandom` system call per request).
 pub fn new_request_id() -> String {
-    format!("req_{}", uuid::Uuid::now_v7().simple())
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now_ms =
+        u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0) & ((1 << 48) - 1);
+    // (milliseconds << 12 | counter), strictly increasing; a counter that overflows borrows
+    // from the next millisecond.
+    let mut last = LAST.load(Ordering::Relaxed);
+    let stamp = loop {
+        let next = (now_ms << 12).max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(seen) => last = seen,
+        }
+    };
+    let ms = u128::from(stamp >> 12);
+    let counter = u128::from(stamp & 0xfff);
+    let random = u128::from(rand::random::<u64>() & ((1 << 62) - 1));
+    let v = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | random;
+    let mut buf = [0u8; uuid::fmt::Simple::LENGTH];
+    let hex = uuid::Uuid::from_u128(v).simple().encode_lower(&mut buf);
+    let mut id = String::with_capacity(4 + hex.len());
+    id.push_str("req_");
+    id.push_str(hex);
+    id
 }
 
 /// `x-weir-cost`: what the request cost, in US dollars.
@@ -900,4 +927,25 @@ async fn embeddings_attempts(
             "No channel can serve this model right now.",
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_request_id;
+
+    /// Request ids are UUIDv7 (version and variant bits right, the timestamp now) and sort in
+    /// the order they were made, also many within one millisecond.
+    #[test]
+    fn request_ids_are_v7_and_increase() {
+        let ids: Vec<String> = (0..10_000).map(|_| new_request_id()).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
+        }
+        let u = uuid::Uuid::parse_str(ids[0].strip_prefix("req_").unwrap()).unwrap();
+        assert_eq!(u.get_version_num(), 7);
+        assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+        let (secs, _) = u.get_timestamp().unwrap().to_unix();
+        let now = chrono::Utc::now().timestamp() as u64;
+        assert!(secs.abs_diff(now) <= 5, "timestamp {secs}, now {now}");
+    }
 }
