@@ -25,7 +25,8 @@ def snap(path):
                 name, *v = line.split()
                 v = [int(x) for x in v]
                 idle = v[3] + v[4]  # idle + iowait
-                cores[name] = {"total": sum(v[:8]), "idle": idle}
+                # steal: time the hypervisor ran something else on this vCPU.
+                cores[name] = {"total": sum(v[:8]), "idle": idle, "steal": v[7]}
     procs = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -63,6 +64,7 @@ def cpu_between(before_path, after_path, ours):
     with open(after_path) as f:
         b = json.load(f)
     cores = {}
+    stolen = {}
     wall = None
     for name, cb in b["cores"].items():
         ca = a["cores"].get(name)
@@ -70,7 +72,9 @@ def cpu_between(before_path, after_path, ours):
             continue
         total = cb["total"] - ca["total"]
         idle = cb["idle"] - ca["idle"]
-        cores[name] = 100.0 * (total - idle) / total if total else 0.0
+        steal = cb.get("steal", 0) - ca.get("steal", 0)
+        cores[name] = 100.0 * (total - idle - steal) / total if total else 0.0
+        stolen[name] = 100.0 * steal / total if total else 0.0
         wall = total / TICK if wall is None else wall
     mine = {}
     others = []
@@ -82,7 +86,7 @@ def cpu_between(before_path, after_path, ours):
         elif used > 0:
             others.append((used, pb["comm"], pid))
     others.sort(reverse=True)
-    return cores, mine, others, wall or 0.0
+    return cores, mine, others, wall or 0.0, stolen
 
 
 def weir_cpu_per_request(d, phase, ours, requests):
@@ -90,7 +94,7 @@ def weir_cpu_per_request(d, phase, ours, requests):
     bp, ap = os.path.join(d, f"{phase}.before"), os.path.join(d, f"{phase}.after")
     if not (os.path.exists(bp) and os.path.exists(ap)) or requests <= 0:
         return None
-    _, mine, _, _ = cpu_between(bp, ap, ours)
+    _, mine, _, _, _ = cpu_between(bp, ap, ours)
     return 1e6 * mine.get("weir", 0.0) / requests
 
 
@@ -268,6 +272,7 @@ def render(d):
     # CPU accounting per phase: shows the bottleneck and whether other work interfered.
     lines = []
     for phase, label in (
+        ("a_direct", "(a) direct, 1 conn"),
         ("a_weir", "(a) via Weir, 1 conn"),
         ("b_direct", f"(b) direct, {conns} conns"),
         ("b_weir", f"(b) via Weir, {conns} conns"),
@@ -277,9 +282,12 @@ def render(d):
         bp, ap = os.path.join(d, f"{phase}.before"), os.path.join(d, f"{phase}.after")
         if not (os.path.exists(bp) and os.path.exists(ap)):
             continue
-        cores, mine, others, wall = cpu_between(bp, ap, ours)
+        cores, mine, others, wall, stolen = cpu_between(bp, ap, ours)
         wall = wall or 1.0
-        core_txt = ", ".join(f"{n[3:]}: {v:.0f}%" for n, v in sorted(cores.items()))
+        core_txt = ", ".join(
+            f"{n[3:]}: {v:.0f}%" + (f" (stolen {stolen[n]:.0f}%)" if stolen.get(n, 0) >= 0.5 else "")
+            for n, v in sorted(cores.items())
+        )
         mine_txt = ", ".join(f"{n} {100 * v / wall:.0f}%" for n, v in sorted(mine.items()))
         rest = others
         tool_txt = ""
@@ -294,7 +302,10 @@ def render(d):
             f"{100 * other_cpu / wall:.0f}%{' (' + top + ')' if top else ''} |"
         )
     if lines:
-        out.append("CPU during each phase (busy % of each core; % of one core per process):")
+        out.append(
+            "CPU during each phase (busy % of each core, and time the hypervisor took from it "
+            "when over 0.5%; % of one core per process):"
+        )
         out.append("")
         out.append("| Phase | Core busy | Weir / mock / load tool | Other processes |")
         out.append("|---|---|---|---|")
