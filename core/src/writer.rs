@@ -107,30 +107,18 @@ pub enum Writer<'a> {
 
 impl Writer<'_> {
     pub async fn begin(&mut self) -> Result<WriteTx<'_>, DbError> {
-        Ok(WriteTx(
-            match self {
-                Writer::Pool(db) => Inner::Owned(db.begin_write().await?),
-                Writer::Conn(conn) => {
-                    run(conn, "BEGIN IMMEDIATE")?;
-                    Inner::Conn(conn)
-                }
-            },
-            Pace::Urgent,
-        ))
+        Ok(WriteTx(match self {
+            Writer::Pool(db) => Inner::Owned(db.begin_write().await?),
+            Writer::Conn(conn) => {
+                run(conn, "BEGIN IMMEDIATE")?;
+                Inner::Conn(conn)
+            }
+        }))
     }
 }
 
 /// An open write transaction. Dropped without [`commit`](Self::commit), it rolls back.
-pub struct WriteTx<'a>(Inner<'a>, Pace);
-
-/// Whether statements on a thread's own connection give the CPU away between them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pace {
-    Urgent,
-    /// Background work (a settlement window): after each statement the thread yields, so that
-    /// the request path, sharing the core, runs first when it has work.
-    Yielding,
-}
+pub struct WriteTx<'a>(Inner<'a>);
 
 enum Inner<'a> {
     Owned(Transaction<'static, Any>),
@@ -142,21 +130,7 @@ enum Inner<'a> {
 impl<'a> WriteTx<'a> {
     /// Statements inside a sqlx transaction the caller owns (and commits).
     pub fn within(tx: &'a mut Transaction<'static, Any>) -> WriteTx<'a> {
-        WriteTx(Inner::Borrowed(tx), Pace::Urgent)
-    }
-
-    /// Marks this transaction as background work: on a thread's own connection, the thread
-    /// yields the CPU after each statement (`sched_yield`, a no-op when nothing else is
-    /// runnable).
-    pub fn in_background(mut self) -> Self {
-        self.1 = Pace::Yielding;
-        self
-    }
-
-    fn pace(&self) {
-        if self.1 == Pace::Yielding {
-            std::thread::yield_now();
-        }
+        WriteTx(Inner::Borrowed(tx))
     }
 
     /// Runs a statement; returns the number of rows it changed.
@@ -172,10 +146,7 @@ impl<'a> WriteTx<'a> {
                 .rows_affected()),
             Inner::Conn(conn) => {
                 let mut st = prepare(conn, sql, args)?;
-                let n = st.raw_execute()? as u64;
-                drop(st);
-                self.pace();
-                Ok(n)
+                Ok(st.raw_execute()? as u64)
             }
             Inner::Done => Err(DbError::Sqlx(sqlx::Error::PoolClosed)),
         }
@@ -208,9 +179,6 @@ impl<'a> WriteTx<'a> {
                     }
                     out.push(row);
                 }
-                drop(rows);
-                drop(st);
-                self.pace();
                 return Ok(out);
             }
             Inner::Done => return Err(DbError::Sqlx(sqlx::Error::PoolClosed)),

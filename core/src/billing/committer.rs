@@ -52,11 +52,8 @@ use crate::{
 
 /// How long settlements wait to be committed together.
 pub const SETTLE_WINDOW: Duration = Duration::from_millis(2);
-/// The most requests taken into one window (and reserved in one transaction).
+/// The most requests committed in one transaction.
 pub const MAX_BATCH: usize = 256;
-/// Finished requests written per transaction of a window. A step takes ~10-30 us per request
-/// (SQLite, one core); between steps the committer serves reservations first.
-const WINDOW_STEP: usize = 8;
 const QUEUE: usize = 8_192;
 /// How many times a settlement or request-log row whose write failed is tried (with a
 /// backoff from [`FIRST_RETRY`] up to [`LAST_RETRY`]) before it is left to the reaper (a
@@ -371,7 +368,7 @@ async fn run(
             },
             () = tokio::time::sleep_until(due), if deadline.is_some() => {
                 deadline = None;
-                match write_window(w, &shared, Some(&mut reserves)).await {
+                match write_window(w, &shared).await {
                     Window::Done => retry = SETTLE_WINDOW,
                     Window::More => {
                         retry = SETTLE_WINDOW;
@@ -396,7 +393,7 @@ async fn run(
     }
     // Write what is left, retrying failures as above.
     loop {
-        match write_window(w, &shared, None).await {
+        match write_window(w, &shared).await {
             Window::Done if shared.lock().is_empty() => break,
             Window::Done | Window::More => retry = SETTLE_WINDOW,
             Window::Failed => {
@@ -417,49 +414,69 @@ fn take_up_to<T>(v: &mut Vec<T>, n: usize) -> Vec<T> {
 }
 
 /// Writes the settlements and request-log rows waiting in the inbox (up to [`MAX_BATCH`] of
-/// each), [`WINDOW_STEP`] requests per transaction. Between two steps the reservations that
-/// arrived meanwhile are committed first (`reserves`, when given) and the thread yields the
-/// CPU, so a large window never holds up the request path for more than one step. A step that
-/// fails is written request by request; those that still fail go back to the inbox until
-/// [`MAX_ATTEMPTS`].
-async fn write_window(
-    w: &mut Writer<'_>,
-    shared: &Shared,
-    mut reserves: Option<&mut mpsc::Receiver<ReserveOp>>,
-) -> Window {
-    let (mut done, mut ops) = {
+/// each) in one transaction. If it fails, each request is written on its own; those that
+/// still fail go back to the inbox until [`MAX_ATTEMPTS`].
+async fn write_window(w: &mut Writer<'_>, shared: &Shared) -> Window {
+    let (done, ops) = {
         let mut inbox = shared.lock();
         let done = take_up_to(&mut inbox.done, MAX_BATCH);
         (done, take_up_to(&mut inbox.ops, MAX_BATCH))
     };
     let mut failed = false;
-    // Reservations refused for want of balance mid-window: tried again once the window's
-    // settlements (which may free that balance) are written.
-    let mut refused: Vec<ReserveOp> = Vec::new();
-    while !done.is_empty() || !ops.is_empty() {
-        let step_done: Vec<Done> = done.drain(..WINDOW_STEP.min(done.len())).collect();
-        let step_ops: Vec<FinishOp> = ops.drain(..WINDOW_STEP.min(ops.len())).collect();
-        failed |= write_step(w, shared, step_done, step_ops).await;
-        if done.is_empty() && ops.is_empty() {
-            break;
-        }
-        if let Some(rx) = reserves.as_deref_mut() {
-            let mut batch = Vec::new();
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
+    if !done.is_empty() || !ops.is_empty() {
+        let items: Vec<(&str, Finish)> = done
+            .iter()
+            .filter_map(|d| d.finish.map(|f| (d.record.request_id.as_str(), f)))
+            .chain(ops.iter().map(|op| (op.request_id.as_str(), op.finish)))
+            .collect();
+        let rows: Vec<&RequestRecord> = done.iter().map(|d| &d.record).collect();
+        match finish_and_log_with(w, &items, &rows).await {
+            Ok(results) => {
+                let detached = items.len() - ops.len();
+                let mut results = results.into_iter();
+                for (id, res) in items
+                    .iter()
+                    .map(|(id, _)| id)
+                    .zip(results.by_ref().take(detached))
+                {
+                    if let Err(e) = res {
+                        tracing::warn!(request_id = %id, error = %e, "nothing to settle for a finished request");
+                    }
+                }
+                for (op, res) in ops.into_iter().zip(results) {
+                    let _ = op.reply.send(res);
                 }
             }
-            if !batch.is_empty() {
-                refused.extend(reserve_or_refuse(w, batch).await);
+            Err(e) => {
+                tracing::warn!(error = %e, requests = done.len() + ops.len(), "settlement window failed; writing its requests one by one");
+                let (mut again, mut again_ops) = (Vec::new(), Vec::new());
+                for mut d in done {
+                    if let Err(e) = write_done(w, &d).await {
+                        d.attempts += 1;
+                        if retryable(&e) && d.attempts < MAX_ATTEMPTS {
+                            again.push(d);
+                        } else {
+                            tracing::error!(request_id = %d.record.request_id, error = %e, "finished request abandoned; the reaper will settle its reservation");
+                        }
+                    }
+                }
+                for mut op in ops {
+                    match finish_one_with(w, &op.request_id, op.finish).await {
+                        Err(e) if retryable(&e) && op.attempts + 1 < MAX_ATTEMPTS => {
+                            op.attempts += 1;
+                            again_ops.push(op);
+                        }
+                        res => {
+                            let _ = op.reply.send(res);
+                        }
+                    }
+                }
+                failed = !again.is_empty() || !again_ops.is_empty();
+                let mut inbox = shared.lock();
+                inbox.done.splice(0..0, again);
+                inbox.ops.splice(0..0, again_ops);
             }
         }
-        // Let the request path run if it has work (a no-op when nothing else is runnable).
-        std::thread::yield_now();
-    }
-    if !refused.is_empty() {
-        reserve_batch(w, refused, shared).await;
     }
     let mut inbox = shared.lock();
     if failed {
@@ -473,71 +490,6 @@ async fn write_window(
             }
         }
         Window::Done
-    }
-}
-
-/// One step of a window: `done` and `ops` in one transaction. Returns true if some of them
-/// failed (and went back to the inbox to be tried again).
-async fn write_step(
-    w: &mut Writer<'_>,
-    shared: &Shared,
-    done: Vec<Done>,
-    ops: Vec<FinishOp>,
-) -> bool {
-    let items: Vec<(&str, Finish)> = done
-        .iter()
-        .filter_map(|d| d.finish.map(|f| (d.record.request_id.as_str(), f)))
-        .chain(ops.iter().map(|op| (op.request_id.as_str(), op.finish)))
-        .collect();
-    let rows: Vec<&RequestRecord> = done.iter().map(|d| &d.record).collect();
-    match finish_and_log_with(w, &items, &rows).await {
-        Ok(results) => {
-            let detached = items.len() - ops.len();
-            let mut results = results.into_iter();
-            for (id, res) in items
-                .iter()
-                .map(|(id, _)| id)
-                .zip(results.by_ref().take(detached))
-            {
-                if let Err(e) = res {
-                    tracing::warn!(request_id = %id, error = %e, "nothing to settle for a finished request");
-                }
-            }
-            for (op, res) in ops.into_iter().zip(results) {
-                let _ = op.reply.send(res);
-            }
-            false
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, requests = done.len() + ops.len(), "settlement window failed; writing its requests one by one");
-            let (mut again, mut again_ops) = (Vec::new(), Vec::new());
-            for mut d in done {
-                if let Err(e) = write_done(w, &d).await {
-                    d.attempts += 1;
-                    if retryable(&e) && d.attempts < MAX_ATTEMPTS {
-                        again.push(d);
-                    } else {
-                        tracing::error!(request_id = %d.record.request_id, error = %e, "finished request abandoned; the reaper will settle its reservation");
-                    }
-                }
-            }
-            for mut op in ops {
-                match finish_one_with(w, &op.request_id, op.finish).await {
-                    Err(e) if retryable(&e) && op.attempts + 1 < MAX_ATTEMPTS => {
-                        op.attempts += 1;
-                        again_ops.push(op);
-                    }
-                    res => {
-                        let _ = op.reply.send(res);
-                    }
-                }
-            }
-            let failed = !again.is_empty() || !again_ops.is_empty();
-            let mut inbox = shared.lock();
-            inbox.done.splice(0..0, again);
-            inbox.ops.splice(0..0, again_ops);
-            failed
-        }
     }
 }
 
@@ -559,23 +511,6 @@ async fn write_done(w: &mut Writer<'_>, d: &Done) -> Result<(), BillingError> {
     Ok(())
 }
 
-/// Reserves `batch` and answers every request but those refused for want of balance, which are
-/// returned unanswered.
-async fn reserve_or_refuse(w: &mut Writer<'_>, batch: Vec<ReserveOp>) -> Vec<ReserveOp> {
-    let items: Vec<NewReservation> = batch.iter().map(|op| op.r.clone()).collect();
-    let results = reserve_many_with(w, &items).await;
-    let mut refused = Vec::new();
-    for (op, result) in batch.into_iter().zip(results) {
-        match result {
-            Err(BillingError::InsufficientBalance) => refused.push(op),
-            result => {
-                let _ = op.reply.send(result);
-            }
-        }
-    }
-    refused
-}
-
 async fn reserve_batch(w: &mut Writer<'_>, batch: Vec<ReserveOp>, shared: &Shared) {
     let (items, replies): (Vec<NewReservation>, Vec<_>) =
         batch.into_iter().map(|op| (op.r, op.reply)).unzip();
@@ -589,8 +524,7 @@ async fn reserve_batch(w: &mut Writer<'_>, batch: Vec<ReserveOp>, shared: &Share
     let waiting = !shared.lock().is_empty();
     if !refused.is_empty() && waiting {
         // Finished requests still hold their reservations: drop those holds, try again.
-        // (Boxed: a window serves reservations between its steps, so the futures nest.)
-        while Box::pin(write_window(w, shared, None)).await == Window::More {}
+        while write_window(w, shared).await == Window::More {}
         let again: Vec<NewReservation> = refused.iter().map(|i| items[*i].clone()).collect();
         for (i, r) in refused.iter().zip(reserve_many_with(w, &again).await) {
             results[*i] = r;

@@ -328,7 +328,7 @@ pub(super) async fn finish_and_log_with(
     items: &[(&str, Finish)],
     rows: &[&RequestRecord],
 ) -> Result<Vec<Result<Settlement, BillingError>>, BillingError> {
-    let mut tx = w.begin().await?.in_background();
+    let mut tx = w.begin().await?;
     let res = async {
         let done = batch::finish_in(&mut tx, items, now_ms()).await?;
         metering::insert_in(&mut tx, rows).await?;
