@@ -79,7 +79,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let (committer, task) = Committer::spawn(db.clone());
     let tick_us = 1e6 / 100.0; // USER_HZ
-    let (c0, k0) = (thread_ticks("weir-committer")?, thread_ticks("weir-checkpoint")?);
+    let (c0, k0) = (
+        thread_ticks("weir-committer")?,
+        thread_ticks("weir-checkpoint")?,
+    );
     let mut reserve_us = Vec::with_capacity(n);
     let started = Instant::now();
     for i in 0..n {
@@ -139,7 +142,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let wall = started.elapsed();
     committer.flush().await;
-    let (c1, k1) = (thread_ticks("weir-committer")?, thread_ticks("weir-checkpoint")?);
+    let (c1, k1) = (
+        thread_ticks("weir-committer")?,
+        thread_ticks("weir-checkpoint")?,
+    );
     drop(committer);
     task.await?;
     reserve_us.sort_unstable();
