@@ -12,6 +12,12 @@ use weir_core::{
 };
 use weir_server::{startup, Config};
 
+/// mimalloc instead of glibc's malloc: the request path allocates small short-lived buffers
+/// on one thread and frees them on another (worker and committer), where glibc's arenas spent
+/// ~13% of Weir's CPU at 50 connections (`bench/run`, README: Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "weir",
