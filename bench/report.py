@@ -258,6 +258,9 @@ def render(d):
     out.append("")
     out.append(f"- When: {meta.get('date', '?')}; Weir commit `{meta.get('commit', '?')}`"
                f"{' (with uncommitted changes)' if meta.get('dirty') == '1' else ''}")
+    if meta.get("binary"):
+        out.append(f"- Binary: `{meta['binary']}`, given by WEIR_BIN: the commit above is the "
+                   "checkout's, which that binary may not be built from")
     out.append(f"- Machine: {meta.get('cpu', '?')}, {meta.get('ncpu', '?')} cores; "
                f"Weir pinned to core {meta.get('weir_core')}, mock and load tools to core "
                f"{meta.get('load_core')}; Weir's runtime sees 1 CPU (one tokio worker)")
