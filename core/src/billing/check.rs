@@ -179,44 +179,34 @@ pub async fn check(db: &Db) -> Result<Vec<Drift>, BillingError> {
          WHERE t.kind = 'usage' GROUP BY t.id, t.external_ref ORDER BY t.id",
     )
     .fetch(db.pool());
-    let read = |r: &sqlx::any::AnyRow| -> Result<(i64, i64), sqlx::Error> {
-        Ok((r.try_get("txn")?, r.try_get("total")?))
+    let read = |r: &Option<sqlx::any::AnyRow>| -> Result<Option<(i64, i64)>, sqlx::Error> {
+        r.as_ref()
+            .map(|r| Ok((r.try_get("txn")?, r.try_get("total")?)))
+            .transpose()
     };
     let mut c = charged.try_next().await?;
     let mut d = debited.try_next().await?;
     loop {
-        let (ck, dk) = (
-            c.as_ref().map(read).transpose()?,
-            d.as_ref().map(read).transpose()?,
-        );
-        let (txn_id, charged_total, debited_total, external_ref) = match (ck, dk) {
+        // Step the side with the lower transaction id, or both when they name the same one.
+        let (ck, dk) = (read(&c)?, read(&d)?);
+        let txn_id = match (ck, dk) {
             (None, None) => break,
-            (Some((ct, ca)), Some((dt, da))) if ct == dt => {
-                let r = d
-                    .as_ref()
-                    .map(|r| r.try_get::<String, _>("external_ref"))
-                    .transpose()?;
-                c = charged.try_next().await?;
-                d = debited.try_next().await?;
-                (ct, ca, da, r.unwrap_or_default())
-            }
-            (Some((ct, ca)), Some((dt, _))) if ct < dt => {
-                c = charged.try_next().await?;
-                (ct, ca, 0, String::new())
-            }
-            (Some((ct, ca)), None) => {
-                c = charged.try_next().await?;
-                (ct, ca, 0, String::new())
-            }
-            (_, Some((dt, da))) => {
-                let r = d
-                    .as_ref()
-                    .map(|r| r.try_get::<String, _>("external_ref"))
-                    .transpose()?;
-                d = debited.try_next().await?;
-                (dt, 0, da, r.unwrap_or_default())
-            }
+            (Some((ct, _)), Some((dt, _))) => ct.min(dt),
+            (Some((t, _)), None) | (None, Some((t, _))) => t,
         };
+        let mut charged_total = 0;
+        if let Some((_, total)) = ck.filter(|(t, _)| *t == txn_id) {
+            charged_total = total;
+            c = charged.try_next().await?;
+        }
+        let (mut debited_total, mut external_ref) = (0, String::new());
+        if let Some((_, total)) = dk.filter(|(t, _)| *t == txn_id) {
+            debited_total = total;
+            if let Some(row) = &d {
+                external_ref = row.try_get("external_ref")?;
+            }
+            d = debited.try_next().await?;
+        }
         if charged_total != debited_total {
             out.push(Drift::Usage {
                 txn_id,
