@@ -2,10 +2,14 @@
 //! Argon2id (off the async runtime, behind a semaphore), with a bounded cache of successful
 //! verifications so that Argon2 never runs per request.
 //!
-//! The cache key is HMAC-SHA256(instance secret, full key), never the key itself. Entries live
-//! at most [`CACHE_TTL`]; every auth-epoch change (revocation, team deactivation, from any
-//! process) empties the cache, within [`EPOCH_POLL`] for changes made by another process and
-//! at once for changes made through this one.
+//! The cache key is HMAC-SHA256(instance secret, full key), never the key itself. Entries are
+//! trusted for at most [`CACHE_TTL`], and not at all after an auth-epoch change (revocation,
+//! team deactivation, from any process: within [`EPOCH_POLL`] for changes made by another
+//! process, at once for changes made through this one). An entry that is no longer trusted is
+//! checked again against the key's row (revoked? team active?), but Argon2 does not run again
+//! when the stored hash is the one the secret was verified against: otherwise a hot key would
+//! pay a full Argon2 verification (tens of ms, on the request) once a minute, every request of
+//! it in flight at that moment too, and every key at once after any revocation.
 
 use std::{
     sync::{
@@ -20,7 +24,7 @@ use argon2::{
     Argon2,
 };
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio::sync::Semaphore;
 
@@ -61,17 +65,24 @@ struct Entry {
     caller: Caller,
     team_active: bool,
     at: Instant,
+    /// SHA-256 of the stored Argon2 hash the secret was verified against.
+    hash: [u8; 32],
+    /// The cache generation the key's row was read in; an older one is not trusted.
+    generation: u64,
 }
 
 struct Inner {
     db: Db,
     pepper: Vec<u8>,
     cache: quick_cache::sync::Cache<[u8; 32], Entry>,
-    /// Bumped whenever the cache is emptied; a verification that started under an older
-    /// generation does not insert its result.
+    /// Bumped at every auth-epoch change: entries of older generations (and the results of
+    /// verifications that started under one) are checked against the row again.
     generation: AtomicU64,
     epoch: AtomicI64,
     argon: Semaphore,
+    ttl: Duration,
+    /// How many Argon2 verifications ran (for tests and metrics).
+    argon_runs: AtomicU64,
 }
 
 /// Shared key verifier. Cheap to clone.
@@ -80,6 +91,11 @@ pub struct KeyVerifier(Arc<Inner>);
 
 impl KeyVerifier {
     pub fn new(db: Db, pepper: &[u8]) -> KeyVerifier {
+        KeyVerifier::with_ttl(db, pepper, CACHE_TTL)
+    }
+
+    /// A verifier whose cache entries are trusted for `ttl` (tests use short ones).
+    pub fn with_ttl(db: Db, pepper: &[u8], ttl: Duration) -> KeyVerifier {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         KeyVerifier(Arc::new(Inner {
             db,
@@ -88,6 +104,8 @@ impl KeyVerifier {
             generation: AtomicU64::new(0),
             epoch: AtomicI64::new(i64::MIN),
             argon: Semaphore::new(parallel),
+            ttl,
+            argon_runs: AtomicU64::new(0),
         }))
     }
 
@@ -101,10 +119,10 @@ impl KeyVerifier {
         mac.finalize().into_bytes().into()
     }
 
-    /// Empties the cache (after a revocation or deactivation made by this process).
+    /// Stops trusting every cached verification (after a revocation or deactivation made by
+    /// this process): each key's row is read again on its next use.
     pub fn invalidate_all(&self) {
         self.0.generation.fetch_add(1, Ordering::SeqCst);
-        self.0.cache.clear();
     }
 
     /// Checks the auth epoch once and empties the cache if it moved.
@@ -136,17 +154,19 @@ impl KeyVerifier {
     pub async fn verify(&self, presented: &str) -> Result<Caller, VerifyError> {
         let parsed = ParsedKey::parse(presented).map_err(|_| VerifyError::Invalid)?;
         let ck = self.cache_key(presented);
+        let generation = self.0.generation.load(Ordering::SeqCst);
+        // The hash this exact key was verified against, if its entry is only no longer trusted.
+        let mut verified_hash = None;
         if let Some(e) = self.0.cache.get(&ck) {
-            if e.at.elapsed() < CACHE_TTL {
+            if e.generation == generation && e.at.elapsed() < self.0.ttl {
                 return if e.team_active {
                     Ok(e.caller)
                 } else {
                     Err(VerifyError::TeamInactive)
                 };
             }
-            self.0.cache.remove(&ck);
+            verified_hash = Some(e.hash);
         }
-        let generation = self.0.generation.load(Ordering::SeqCst);
         let row = sqlx::query(
             "SELECT k.id, k.team_id, k.env, k.secret_hash, k.revoked_at, t.active \
              FROM api_key k JOIN team t ON t.id = k.team_id WHERE k.key_id = $1",
@@ -157,15 +177,21 @@ impl KeyVerifier {
         .map_err(DbError::from)?;
         // Unknown key ids are refused by the index lookup alone, without running Argon2.
         let Some(row) = row else {
+            self.0.cache.remove(&ck);
             return Err(VerifyError::Invalid);
         };
         let stored_env: String = row.try_get("env").map_err(DbError::from)?;
         let revoked: Option<i64> = row.try_get("revoked_at").map_err(DbError::from)?;
         if revoked.is_some() || stored_env != parsed.env.as_str() {
+            self.0.cache.remove(&ck);
             return Err(VerifyError::Invalid);
         }
         let hash: String = row.try_get("secret_hash").map_err(DbError::from)?;
-        if !self.argon_verify(parsed.secret.to_owned(), hash).await {
+        let hash_digest: [u8; 32] = Sha256::digest(hash.as_bytes()).into();
+        if verified_hash != Some(hash_digest)
+            && !self.argon_verify(parsed.secret.to_owned(), hash).await
+        {
+            self.0.cache.remove(&ck);
             return Err(VerifyError::Invalid);
         }
         let caller = Caller {
@@ -175,16 +201,16 @@ impl KeyVerifier {
             env: parsed.env,
         };
         let team_active = row.try_get::<i64, _>("active").map_err(DbError::from)? != 0;
-        if self.0.generation.load(Ordering::SeqCst) == generation {
-            self.0.cache.insert(
-                ck,
-                Entry {
-                    caller: caller.clone(),
-                    team_active,
-                    at: Instant::now(),
-                },
-            );
-        }
+        self.0.cache.insert(
+            ck,
+            Entry {
+                caller: caller.clone(),
+                team_active,
+                at: Instant::now(),
+                hash: hash_digest,
+                generation,
+            },
+        );
         if team_active {
             Ok(caller)
         } else {
@@ -196,6 +222,7 @@ impl KeyVerifier {
         let Ok(_permit) = self.0.argon.acquire().await else {
             return false;
         };
+        self.0.argon_runs.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
                 .map(|h| {
@@ -209,9 +236,14 @@ impl KeyVerifier {
         .unwrap_or(false)
     }
 
-    /// Number of cached verifications (for tests and metrics).
+    /// Number of cached verifications, trusted or not (for tests and metrics).
     pub fn cached(&self) -> usize {
         self.0.cache.len()
+    }
+
+    /// Number of Argon2 verifications run so far (for tests and metrics).
+    pub fn argon_runs(&self) -> u64 {
+        self.0.argon_runs.load(Ordering::Relaxed)
     }
 }
 
@@ -322,11 +354,63 @@ mod tests {
         // Revocation made by another process: visible after the next epoch poll.
         revoke_key(&db, &key.key_id).await.unwrap();
         v.poll_epoch().await.unwrap();
-        assert_eq!(v.cached(), 0);
         assert!(matches!(
             v.verify(&key.full).await,
             Err(VerifyError::Invalid)
         ));
+        assert_eq!(v.cached(), 0, "a revoked key's entry is dropped");
+        assert_eq!(
+            v.argon_runs(),
+            2,
+            "the forged secret ran Argon2; nothing else did again"
+        );
+        t.cleanup().await;
+    }
+
+    /// Past its TTL an entry is checked against the key's row again, without Argon2 while the
+    /// stored hash is the one verified; a revocation or deactivation shows at that check even
+    /// when no epoch poll has seen it.
+    #[tokio::test]
+    async fn expired_entries_recheck_the_row_but_not_argon2() {
+        let t = TestDb::new().await.unwrap();
+        let db = t.db.clone();
+        team::create(&db, "hot").await.unwrap();
+        let key = create_key(&db, "hot", Env::Prod, "").await.unwrap();
+        let v = KeyVerifier::with_ttl(
+            db.clone(),
+            b"pepper-pepper-pepper-pepper-pepper",
+            Duration::ZERO,
+        );
+        let c = v.verify(&key.full).await.unwrap();
+        assert_eq!(v.argon_runs(), 1);
+        for _ in 0..3 {
+            assert_eq!(v.verify(&key.full).await.unwrap(), c);
+        }
+        assert_eq!(
+            v.argon_runs(),
+            1,
+            "the hash did not change: no Argon2 again"
+        );
+        // A forged secret for the same key id is a different cache entry: Argon2 refuses it.
+        let other = NewKey::generate(Env::Prod);
+        let forged = forge_checksum(&other.full.replacen(&other.key_id, &key.key_id, 1));
+        assert!(matches!(v.verify(&forged).await, Err(VerifyError::Invalid)));
+        assert_eq!(v.argon_runs(), 2);
+        // No epoch poll in this test: the row check alone sees these.
+        team::set_active(&db, "hot", false).await.unwrap();
+        assert!(matches!(
+            v.verify(&key.full).await,
+            Err(VerifyError::TeamInactive)
+        ));
+        team::set_active(&db, "hot", true).await.unwrap();
+        assert!(v.verify(&key.full).await.is_ok());
+        revoke_key(&db, &key.key_id).await.unwrap();
+        assert!(matches!(
+            v.verify(&key.full).await,
+            Err(VerifyError::Invalid)
+        ));
+        assert_eq!(v.cached(), 0, "a revoked key's entry is dropped");
+        assert_eq!(v.argon_runs(), 2);
         t.cleanup().await;
     }
 
