@@ -98,6 +98,11 @@ def weir_cpu_per_request(d, phase, ours, requests):
     return 1e6 * mine.get("weir", 0.0) / requests
 
 
+# Over this much p99 added by Weir's core alone (the floor mock against the direct path), the
+# report calls that core noisy.
+FLOOR_NOISY_US = 200
+
+
 def us(v):
     return f"{float(v):,.0f} µs"
 
@@ -109,13 +114,15 @@ def render(d):
     a_dirs = [k(f"a_direct.{r}.kv") for r in range(1, rounds + 1)]
     a_weirs = [k(f"a_weir.{r}.kv") for r in range(1, rounds + 1)]
     a_dirs, a_weirs = zip(*[(x, y) for x, y in zip(a_dirs, a_weirs) if x and y]) if rounds else ((), ())
+    a_floors = [x for x in (k(f"a_floor.{r}.kv") for r in range(1, rounds + 1)) if x]
     med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731 (upper median)
     a_med = lambda kvs, key: med([float(x[key]) for x in kvs])  # noqa: E731
     b_dir, b_weir = k("b_direct.kv"), k("b_weir.kv")
     e_dir, e_weir = k("e_direct.kv"), k("e_weir.kv")
     c = k("c_ttfb.kv")
     mem = k("mem.kv")
-    ours = {meta.get("weir_pid", ""): "weir", meta.get("mock_pid", ""): "mock"}
+    ours = {meta.get("weir_pid", ""): "weir", meta.get("mock_pid", ""): "mock",
+            meta.get("floor_pid", ""): "floor mock"}
 
     rows = []
     verdicts = []
@@ -150,6 +157,22 @@ def render(d):
         "",
         "",
     )
+    # The noise floor of Weir's core: the same mock, run there, one connection from the load
+    # core. Its excess over the direct path is what that core adds whatever runs on it.
+    noisy = None
+    if a_floors:
+        f50, f99 = a_med(a_floors, "p50_us"), a_med(a_floors, "p99_us")
+        excess = f99 - a_med(a_dirs, "p99_us")
+        row(
+            "(a) … floor: the mock itself on Weir's core, p50 / p99",
+            f"{us(f50)} / {us(f99)}",
+            "",
+            f"p99 {excess:+,.0f} µs over direct",
+            "",
+            "",
+        )
+        if excess > FLOOR_NOISY_US:
+            noisy = excess
     # Nagle + delayed ACK on a reused connection delays every request by ~40 ms, so it shows
     # in the median; rarer slow requests have other causes (the CPU table, the README).
     slow = lambda kvs: max(float(x.get("slow35_pct", 0)) for x in kvs)  # noqa: E731
@@ -324,6 +347,13 @@ def render(d):
         out.extend(lines)
         out.append("")
 
+    if noisy is not None:
+        out.append(
+            f"**Weir's core was noisy during (a):** a trivial server on it had a p99 "
+            f"{noisy:,.0f} µs above the same server on the load core, so the p99 figures of (a) "
+            f"measure the host more than Weir; run again when the host is quieter."
+        )
+        out.append("")
     missed = [n for n, ok in verdicts if not ok]
     if missed:
         out.append("Targets missed: " + "; ".join(missed) + ".")

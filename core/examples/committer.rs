@@ -149,13 +149,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     drop(committer);
     task.await?;
     reserve_us.sort_unstable();
-    let pct = |p: usize| reserve_us.get(n * p / 100).copied().unwrap_or(0);
+    let pct = |p: usize| reserve_us.get(n * p / 1000).copied().unwrap_or(0);
     println!(
-        "{n} requests: {:.1} us wall each; reservation p50 {} us, p99 {} us; CPU per request: \
-         committer {:.1} us, checkpointer {:.1} us",
+        "{n} requests: {:.1} us wall each; reservation p50 {} us, p90 {} us, p99 {} us, \
+         p99.9 {} us; CPU per request: committer {:.1} us, checkpointer {:.1} us",
         wall.as_secs_f64() * 1e6 / n as f64,
-        pct(50),
-        pct(99),
+        pct(500),
+        pct(900),
+        pct(990),
+        pct(999),
         (c1 - c0) as f64 * tick_us / n as f64,
         (k1 - k0) as f64 * tick_us / n as f64,
     );
