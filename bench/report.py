@@ -173,6 +173,20 @@ def render(d):
         )
         if excess > FLOOR_NOISY_US:
             noisy = excess
+        # What Weir adds over a trivial server on its own core (same core, same noise): for
+        # information, the target is judged against the direct path.
+        pairs = [(w, f) for w, f in zip(a_weirs, (k(f"a_floor.{r}.kv") for r in range(1, rounds + 1))) if f]
+        for p in ("50", "99"):
+            key = f"p{p}_us"
+            over = [float(w[key]) - float(f[key]) for w, f in pairs]
+            row(
+                f"(a) … p{p} through Weir minus the floor's, same round",
+                "",
+                "",
+                f"+{med(over):,.0f} µs (rounds: {min(over):+,.0f} to {max(over):+,.0f})",
+                "(information)",
+                "",
+            )
     # Nagle + delayed ACK on a reused connection delays every request by ~40 ms, so it shows
     # in the median; rarer slow requests have other causes (the CPU table, the README).
     slow = lambda kvs: max(float(x.get("slow35_pct", 0)) for x in kvs)  # noqa: E731
