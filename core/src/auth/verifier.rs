@@ -157,16 +157,30 @@ impl KeyVerifier {
         let generation = self.0.generation.load(Ordering::SeqCst);
         // The hash this exact key was verified against, if its entry is only no longer trusted.
         let mut verified_hash = None;
-        if let Some(e) = self.0.cache.get(&ck) {
-            if e.generation == generation && e.at.elapsed() < self.0.ttl {
-                return if e.team_active {
-                    Ok(e.caller)
-                } else {
-                    Err(VerifyError::TeamInactive)
-                };
+        // Held while this call verifies a key nobody has verified yet: a burst of first uses of
+        // one key waits for the first one's entry (one Argon2, not one per request).
+        let mut first = None;
+        match self.0.cache.get_value_or_guard_async(&ck).await {
+            Ok(e) => {
+                if e.generation == generation && e.at.elapsed() < self.0.ttl {
+                    return if e.team_active {
+                        Ok(e.caller)
+                    } else {
+                        Err(VerifyError::TeamInactive)
+                    };
+                }
+                verified_hash = Some(e.hash);
             }
-            verified_hash = Some(e.hash);
+            Err(guard) => first = Some(guard),
         }
+        // On a refusal: drop the no longer valid entry; without one, dropping the guard lets
+        // the next waiter try for itself.
+        let refuse = |first: &Option<_>| {
+            if first.is_none() {
+                self.0.cache.remove(&ck);
+            }
+            Err(VerifyError::Invalid)
+        };
         let row = sqlx::query(
             "SELECT k.id, k.team_id, k.env, k.secret_hash, k.revoked_at, t.active \
              FROM api_key k JOIN team t ON t.id = k.team_id WHERE k.key_id = $1",
@@ -177,22 +191,19 @@ impl KeyVerifier {
         .map_err(DbError::from)?;
         // Unknown key ids are refused by the index lookup alone, without running Argon2.
         let Some(row) = row else {
-            self.0.cache.remove(&ck);
-            return Err(VerifyError::Invalid);
+            return refuse(&first);
         };
         let stored_env: String = row.try_get("env").map_err(DbError::from)?;
         let revoked: Option<i64> = row.try_get("revoked_at").map_err(DbError::from)?;
         if revoked.is_some() || stored_env != parsed.env.as_str() {
-            self.0.cache.remove(&ck);
-            return Err(VerifyError::Invalid);
+            return refuse(&first);
         }
         let hash: String = row.try_get("secret_hash").map_err(DbError::from)?;
         let hash_digest: [u8; 32] = Sha256::digest(hash.as_bytes()).into();
         if verified_hash != Some(hash_digest)
             && !self.argon_verify(parsed.secret.to_owned(), hash).await
         {
-            self.0.cache.remove(&ck);
-            return Err(VerifyError::Invalid);
+            return refuse(&first);
         }
         let caller = Caller {
             api_key_id: row.try_get("id").map_err(DbError::from)?,
@@ -201,16 +212,18 @@ impl KeyVerifier {
             env: parsed.env,
         };
         let team_active = row.try_get::<i64, _>("active").map_err(DbError::from)? != 0;
-        self.0.cache.insert(
-            ck,
-            Entry {
-                caller: caller.clone(),
-                team_active,
-                at: Instant::now(),
-                hash: hash_digest,
-                generation,
-            },
-        );
+        let entry = Entry {
+            caller: caller.clone(),
+            team_active,
+            at: Instant::now(),
+            hash: hash_digest,
+            generation,
+        };
+        match first {
+            // Err: the placeholder was removed meanwhile; the entry is simply not cached.
+            Some(guard) => drop(guard.insert(entry)),
+            None => self.0.cache.insert(ck, entry),
+        }
         if team_active {
             Ok(caller)
         } else {
@@ -411,6 +424,40 @@ mod tests {
         ));
         assert_eq!(v.cached(), 0, "a revoked key's entry is dropped");
         assert_eq!(v.argon_runs(), 2);
+        t.cleanup().await;
+    }
+
+    /// Many first uses of a key at once run Argon2 once; the others wait for its entry. A
+    /// wrong secret presented many times at once is refused every time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_first_uses_runs_argon2_once() {
+        let t = TestDb::new().await.unwrap();
+        let db = t.db.clone();
+        team::create(&db, "burst").await.unwrap();
+        let key = create_key(&db, "burst", Env::Dev, "").await.unwrap();
+        let v = KeyVerifier::new(db.clone(), b"pepper-pepper-pepper-pepper-pepper");
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let (v, full) = (v.clone(), key.full.clone());
+                tokio::spawn(async move { v.verify(&full).await })
+            })
+            .collect();
+        for call in calls {
+            assert_eq!(&*call.await.unwrap().unwrap().key_id, key.key_id.as_str());
+        }
+        assert_eq!(v.argon_runs(), 1);
+        let other = NewKey::generate(Env::Dev);
+        let forged = forge_checksum(&other.full.replacen(&other.key_id, &key.key_id, 1));
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let (v, forged) = (v.clone(), forged.clone());
+                tokio::spawn(async move { v.verify(&forged).await })
+            })
+            .collect();
+        for call in calls {
+            assert!(matches!(call.await.unwrap(), Err(VerifyError::Invalid)));
+        }
+        assert_eq!(v.cached(), 1, "only the good key is cached");
         t.cleanup().await;
     }
 
