@@ -89,13 +89,14 @@ def cpu_between(before_path, after_path, ours):
     return cores, mine, others, wall or 0.0, stolen
 
 
-def weir_cpu_per_request(d, phase, ours, requests):
-    """CPU time Weir used during a phase divided by the requests it completed, in µs."""
+def weir_cpu_per_request(d, phase, ours, requests, name="weir"):
+    """CPU time Weir (or the process named `name`) used during a phase divided by the requests
+    it completed, in µs."""
     bp, ap = os.path.join(d, f"{phase}.before"), os.path.join(d, f"{phase}.after")
     if not (os.path.exists(bp) and os.path.exists(ap)) or requests <= 0:
         return None
     _, mine, _, _, _ = cpu_between(bp, ap, ours)
-    return 1e6 * mine.get("weir", 0.0) / requests
+    return 1e6 * mine.get(name, 0.0) / requests
 
 
 # Over this much p99 added by Weir's core alone (the floor mock against the direct path), the
@@ -115,6 +116,12 @@ def render(d):
     a_weirs = [k(f"a_weir.{r}.kv") for r in range(1, rounds + 1)]
     a_dirs, a_weirs = zip(*[(x, y) for x, y in zip(a_dirs, a_weirs) if x and y]) if rounds else ((), ())
     a_floors = [x for x in (k(f"a_floor.{r}.kv") for r in range(1, rounds + 1)) if x]
+    # Weir B (WEIR_BIN_B), measured in the same rounds as A.
+    ab = [(dd, w, b) for dd, w, b in zip(
+        [k(f"a_direct.{r}.kv") for r in range(1, rounds + 1)],
+        [k(f"a_weir.{r}.kv") for r in range(1, rounds + 1)],
+        [k(f"a_weirb.{r}.kv") for r in range(1, rounds + 1)],
+    ) if dd and w and b]
     med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731 (upper median)
     a_med = lambda kvs, key: med([float(x[key]) for x in kvs])  # noqa: E731
     b_dir, b_weir = k("b_direct.kv"), k("b_weir.kv")
@@ -122,7 +129,8 @@ def render(d):
     c = k("c_ttfb.kv")
     mem = k("mem.kv")
     ours = {meta.get("weir_pid", ""): "weir", meta.get("mock_pid", ""): "mock",
-            meta.get("floor_pid", ""): "floor mock"}
+            meta.get("floor_pid", ""): "floor mock", meta.get("weirb_pid", ""): "weir B"}
+    ours.pop("", None)
 
     rows = []
     verdicts = []
@@ -187,6 +195,22 @@ def render(d):
                 "(information)",
                 "",
             )
+    # B against A, round by round (the same conditions for both).
+    for p in ("50", "99"):
+        if not ab:
+            break
+        key = f"p{p}_us"
+        added_b = [float(b[key]) - float(dd[key]) for dd, _, b in ab]
+        b_minus_a = [float(b[key]) - float(w[key]) for _, w, b in ab]
+        row(
+            f"(a) … **B** (WEIR_BIN_B), p{p} latency",
+            "",
+            us(med([float(b[key]) for _, _, b in ab])),
+            f"+{med(added_b):,.0f} µs; B − A {med(b_minus_a):+,.0f} µs "
+            f"(rounds: {min(b_minus_a):+,.0f} to {max(b_minus_a):+,.0f})",
+            "(comparison)",
+            "",
+        )
     # Nagle + delayed ACK on a reused connection delays every request by ~40 ms, so it shows
     # in the median; rarer slow requests have other causes (the CPU table, the README).
     slow = lambda kvs: max(float(x.get("slow35_pct", 0)) for x in kvs)  # noqa: E731
@@ -228,6 +252,18 @@ def render(d):
     cpu = weir_cpu_per_request(d, "b_weir", ours, int(b_weir["requests"]))
     if cpu is not None:
         row("(b) … Weir CPU time per request", "", f"{cpu:,.0f} µs", "", "", "")
+    b_weirb = k("b_weirb.kv")
+    if b_weirb:
+        cpu_b = weir_cpu_per_request(d, "b_weirb", ours, int(b_weirb["requests"]), "weir B")
+        row(
+            "(b) … **B** (WEIR_BIN_B): throughput, p50 / p99, CPU per request",
+            "",
+            f"{float(b_weirb['rps']):,.0f} req/s",
+            f"{us(b_weirb['p50_us'])} / {us(b_weirb['p99_us'])}"
+            + (f"; {cpu_b:,.0f} µs CPU" if cpu_b is not None else ""),
+            "(comparison)",
+            "",
+        )
     row(
         "(b) … requests (errors)",
         f"{int(b_dir['requests']):,} ({b_dir['errors']})",
@@ -298,6 +334,8 @@ def render(d):
     if meta.get("binary"):
         out.append(f"- Binary: `{meta['binary']}`, given by WEIR_BIN: the commit above is the "
                    "checkout's, which that binary may not be built from")
+    if meta.get("binary_b"):
+        out.append(f"- Binary B, compared in (a) and (b): `{meta['binary_b']}` (WEIR_BIN_B)")
     out.append(f"- Machine: {meta.get('cpu', '?')}, {meta.get('ncpu', '?')} cores; "
                f"Weir pinned to core {meta.get('weir_core')}, mock and load tools to core "
                f"{meta.get('load_core')}; Weir's runtime sees 1 CPU (one tokio worker)")
@@ -325,6 +363,7 @@ def render(d):
         ("a_weir", "(a) 1 conn, both paths alternating"),
         ("b_direct", f"(b) direct, {conns} conns"),
         ("b_weir", f"(b) via Weir, {conns} conns"),
+        ("b_weirb", f"(b) via Weir B, {conns} conns"),
         ("c_ttfb", "(c) streaming TTFB"),
         ("e_weir", f"(e) streams via Weir, {conns} conns"),
     ):
