@@ -348,6 +348,11 @@ def render(d):
                    f"{meta.get('halt_poll_ns_before', '?')}; see bench/README.md)")
     if meta.get("weir_env", "").strip():
         out.append(f"- Weir settings from the environment: `{meta['weir_env'].strip()}`")
+    if meta.get("floor_probe_excess_us"):
+        out.append(f"- Before measuring, a trivial server on Weir's core had a p99 "
+                   f"{int(meta['floor_probe_excess_us']):+,} µs against one on the load core "
+                   f"(waited {meta.get('floor_waited', '0')} s for it to be within "
+                   f"{FLOOR_NOISY_US} µs)")
     out.append(f"- Load average before: {meta.get('load_before', '?')}; after: "
                f"{meta.get('load_after', '?')}; machine {meta.get('busy_before', '?')}% busy "
                f"just before (waited {meta.get('quiet_waited', '0')} s for that)")
