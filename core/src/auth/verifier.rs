@@ -125,7 +125,8 @@ impl KeyVerifier {
         self.0.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Checks the auth epoch once and empties the cache if it moved.
+    /// Checks the auth epoch once; if it moved, no cached verification is trusted until its row
+    /// is read again.
     pub async fn poll_epoch(&self) -> Result<(), DbError> {
         let now = super::read_epoch(&self.0.db).await?;
         let before = self.0.epoch.swap(now, Ordering::SeqCst);
