@@ -112,16 +112,17 @@ def render(d):
     k = lambda name: load_kv(os.path.join(d, name))  # noqa: E731
     meta = k("meta.txt")
     rounds = int(meta.get("rounds", "0") or 0)
-    a_dirs = [k(f"a_direct.{r}.kv") for r in range(1, rounds + 1)]
-    a_weirs = [k(f"a_weir.{r}.kv") for r in range(1, rounds + 1)]
-    a_dirs, a_weirs = zip(*[(x, y) for x, y in zip(a_dirs, a_weirs) if x and y]) if rounds else ((), ())
-    a_floors = [x for x in (k(f"a_floor.{r}.kv") for r in range(1, rounds + 1)) if x]
-    # Weir B (WEIR_BIN_B), measured in the same rounds as A.
-    ab = [(dd, w, b) for dd, w, b in zip(
-        [k(f"a_direct.{r}.kv") for r in range(1, rounds + 1)],
-        [k(f"a_weir.{r}.kv") for r in range(1, rounds + 1)],
-        [k(f"a_weirb.{r}.kv") for r in range(1, rounds + 1)],
-    ) if dd and w and b]
+    # Phase (a) round by round: the paths measured in the same round, read once. A round counts
+    # when both direct and Weir have figures; floor and B (WEIR_BIN_B) may be missing ({}).
+    a_rounds = [
+        {p: k(f"a_{p}.{r}.kv") for p in ("direct", "weir", "floor", "weirb")}
+        for r in range(1, rounds + 1)
+    ]
+    a_rounds = [x for x in a_rounds if x["direct"] and x["weir"]]
+    a_dirs = [x["direct"] for x in a_rounds]
+    a_weirs = [x["weir"] for x in a_rounds]
+    a_floors = [x["floor"] for x in a_rounds if x["floor"]]
+    ab = [(x["direct"], x["weir"], x["weirb"]) for x in a_rounds if x["weirb"]]
     med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731 (upper median)
     a_med = lambda kvs, key: med([float(x[key]) for x in kvs])  # noqa: E731
     b_dir, b_weir = k("b_direct.kv"), k("b_weir.kv")
@@ -183,7 +184,7 @@ def render(d):
             noisy = excess
         # What Weir adds over a trivial server on its own core (same core, same noise): for
         # information, the target is judged against the direct path.
-        pairs = [(w, f) for w, f in zip(a_weirs, (k(f"a_floor.{r}.kv") for r in range(1, rounds + 1))) if f]
+        pairs = [(x["weir"], x["floor"]) for x in a_rounds if x["floor"]]
         for p in ("50", "99"):
             key = f"p{p}_us"
             over = [float(w[key]) - float(f[key]) for w, f in pairs]
