@@ -3,7 +3,7 @@
 
 use crate::{
     db::{Db, DbError},
-    writer::{Arg, WriteTx, Writer},
+    writer::{Arg, SqlByRows, WriteTx, Writer},
 };
 
 /// Where a request's token counts came from.
@@ -76,27 +76,31 @@ pub async fn insert_batch_with(w: &mut Writer<'_>, rows: &[RequestRecord]) -> Re
 
 /// Inserts `rows` inside `tx` (a row whose `request_id` already exists is skipped).
 pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<(), DbError> {
+    static SQL: SqlByRows = SqlByRows::new();
     for chunk in crate::db::chunked(rows, ROWS_PER_STATEMENT) {
-        let mut sql = String::from(
-            "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, channel_id, status, error_kind, stream, \
-             input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source, attempts, \
-             latency_ms, ttfb_ms, created_at) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..COLUMNS {
-                if c > 0 {
+        let sql = SQL.get(chunk.len(), |n| {
+            let mut sql = String::from(
+                "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, channel_id, status, error_kind, stream, \
+                 input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source, attempts, \
+                 latency_ms, ttfb_ms, created_at) VALUES ",
+            );
+            for i in 0..n {
+                if i > 0 {
                     sql.push(',');
                 }
-                sql.push('$');
-                sql.push_str(&(i * COLUMNS + c + 1).to_string());
+                sql.push('(');
+                for c in 0..COLUMNS {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    sql.push('$');
+                    sql.push_str(&(i * COLUMNS + c + 1).to_string());
+                }
+                sql.push(')');
             }
-            sql.push(')');
-        }
-        sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+            sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+            sql
+        });
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * COLUMNS);
         for r in chunk {
             args.extend([
@@ -121,7 +125,7 @@ pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<
                 r.created_at.into(),
             ]);
         }
-        tx.execute(&sql, &args).await?;
+        tx.execute(&*sql, &args).await?;
     }
     Ok(())
 }

@@ -10,9 +10,11 @@
 //! [`WriteTx`], and run the same on both.
 //!
 //! SQL uses `$N` placeholders, as everywhere in Weir; for the direct connection they are
-//! rewritten to `?N`, which SQLite binds by number without looking names up.
+//! rewritten to `?N`, which SQLite binds by number without looking names up. The statements
+//! of the request path are [`Sql`] values built once per process ([`SqlByRows`]): no text is
+//! formatted or rewritten per request, only looked up in the connection's statement cache.
 
-use std::path::Path;
+use std::{borrow::Cow, path::Path, sync::OnceLock};
 
 use sqlx::{any::AnyTypeInfoKind, Any, Row as _, Transaction, TypeInfo as _, ValueRef as _};
 
@@ -97,6 +99,102 @@ impl Cell {
 /// A returned row, in the order of the statement's `RETURNING` / `SELECT` list.
 pub type Row = Vec<Cell>;
 
+/// A statement's text in both spellings: `$N` placeholders for sqlx (PostgreSQL, and SQLite
+/// through the pool), `?N` for the committer's own SQLite connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sql {
+    dollar: Box<str>,
+    numbered: Box<str>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Sql {
+        Sql {
+            dollar: text.into(),
+            numbered: numbered(text).into(),
+        }
+    }
+
+    /// The `$N` spelling.
+    pub fn as_str(&self) -> &str {
+        &self.dollar
+    }
+}
+
+/// What [`WriteTx::execute`] and [`WriteTx::fetch`] take: a prepared [`Sql`], or any text
+/// (rewritten for the direct connection on each call).
+pub trait Statement {
+    fn dollar(&self) -> &str;
+    fn numbered(&self) -> Cow<'_, str>;
+}
+
+impl Statement for Sql {
+    fn dollar(&self) -> &str {
+        &self.dollar
+    }
+    fn numbered(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.numbered)
+    }
+}
+
+impl Statement for str {
+    fn dollar(&self) -> &str {
+        self
+    }
+    fn numbered(&self) -> Cow<'_, str> {
+        Cow::Owned(numbered(self))
+    }
+}
+
+impl Statement for String {
+    fn dollar(&self) -> &str {
+        self
+    }
+    fn numbered(&self) -> Cow<'_, str> {
+        Cow::Owned(numbered(self))
+    }
+}
+
+/// The text of one multi-row statement for each chunk size [`chunked`](crate::db::chunked)
+/// produces (1, 2, 4, …, 32 rows), each built the first time it is needed. Meant for a
+/// `static` per statement.
+pub struct SqlByRows([OnceLock<Sql>; SqlByRows::SIZES]);
+
+impl SqlByRows {
+    const SIZES: usize = 6;
+
+    pub const fn new() -> SqlByRows {
+        SqlByRows([const { OnceLock::new() }; SqlByRows::SIZES])
+    }
+
+    /// The statement for `rows` rows, made by `build(rows)` the first time; built afresh (not
+    /// kept) for a count that is not a power of two up to 32.
+    pub fn get(
+        &'static self,
+        rows: usize,
+        build: impl FnOnce(usize) -> String,
+    ) -> Cow<'static, Sql> {
+        let slot = rows.trailing_zeros() as usize;
+        match self.0.get(slot) {
+            Some(cell) if rows.is_power_of_two() => {
+                Cow::Borrowed(cell.get_or_init(|| Sql::new(&build(rows))))
+            }
+            _ => Cow::Owned(Sql::new(&build(rows))),
+        }
+    }
+
+    /// A statement whose text does not depend on a row count.
+    pub fn fixed(&'static self, text: &str) -> &'static Sql {
+        self.0[0].get_or_init(|| Sql::new(text))
+    }
+}
+
+impl Default for SqlByRows {
+    fn default() -> Self {
+        SqlByRows::new()
+    }
+}
+
 /// Where write transactions come from.
 pub enum Writer<'a> {
     /// A pooled sqlx transaction (`BEGIN IMMEDIATE` on SQLite) per [`begin`](Self::begin).
@@ -134,18 +232,22 @@ impl<'a> WriteTx<'a> {
     }
 
     /// Runs a statement; returns the number of rows it changed.
-    pub async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, DbError> {
+    pub async fn execute<S: Statement + ?Sized>(
+        &mut self,
+        sql: &S,
+        args: &[Arg<'_>],
+    ) -> Result<u64, DbError> {
         match &mut self.0 {
-            Inner::Owned(tx) => Ok(bind(sqlx::query(sql), args)
+            Inner::Owned(tx) => Ok(bind(sqlx::query(sql.dollar()), args)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected()),
-            Inner::Borrowed(tx) => Ok(bind(sqlx::query(sql), args)
+            Inner::Borrowed(tx) => Ok(bind(sqlx::query(sql.dollar()), args)
                 .execute(&mut ***tx)
                 .await?
                 .rows_affected()),
             Inner::Conn(conn) => {
-                let mut st = prepare(conn, sql, args)?;
+                let mut st = prepare(conn, &sql.numbered(), args)?;
                 Ok(st.raw_execute()? as u64)
             }
             Inner::Done => Err(DbError::Sqlx(sqlx::Error::PoolClosed)),
@@ -153,12 +255,24 @@ impl<'a> WriteTx<'a> {
     }
 
     /// Runs a statement that returns rows (a `SELECT`, or a write with `RETURNING`).
-    pub async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, DbError> {
+    pub async fn fetch<S: Statement + ?Sized>(
+        &mut self,
+        sql: &S,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<Row>, DbError> {
         let rows = match &mut self.0 {
-            Inner::Owned(tx) => bind(sqlx::query(sql), args).fetch_all(&mut **tx).await?,
-            Inner::Borrowed(tx) => bind(sqlx::query(sql), args).fetch_all(&mut ***tx).await?,
+            Inner::Owned(tx) => {
+                bind(sqlx::query(sql.dollar()), args)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
+            Inner::Borrowed(tx) => {
+                bind(sqlx::query(sql.dollar()), args)
+                    .fetch_all(&mut ***tx)
+                    .await?
+            }
             Inner::Conn(conn) => {
-                let mut st = prepare(conn, sql, args)?;
+                let mut st = prepare(conn, &sql.numbered(), args)?;
                 let n = st.column_count();
                 let mut rows = st.raw_query();
                 let mut out = Vec::new();
@@ -281,12 +395,13 @@ fn numbered(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
+/// `sql` in the `?N` spelling, prepared (or taken from the connection's cache) and bound.
 fn prepare<'c>(
     conn: &'c rusqlite::Connection,
     sql: &str,
     args: &[Arg<'_>],
 ) -> Result<rusqlite::CachedStatement<'c>, DbError> {
-    let mut st = conn.prepare_cached(&numbered(sql))?;
+    let mut st = conn.prepare_cached(sql)?;
     for (i, a) in args.iter().enumerate() {
         match *a {
             Arg::Int(v) => st.raw_bind_parameter(i + 1, v)?,
@@ -321,4 +436,40 @@ pub fn open_sqlite(path: &Path) -> Result<rusqlite::Connection, DbError> {
     )?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        borrow::Cow,
+        sync::atomic::{AtomicUsize, Ordering},
+    };
+
+    use super::*;
+
+    #[test]
+    fn statements_are_built_once_per_chunk_size() {
+        static SQL: SqlByRows = SqlByRows::new();
+        static BUILT: AtomicUsize = AtomicUsize::new(0);
+        let build = |rows: usize| {
+            BUILT.fetch_add(1, Ordering::Relaxed);
+            format!("SELECT {}", vec!["$1"; rows].join(", "))
+        };
+        let a = SQL.get(4, build);
+        let b = SQL.get(4, build);
+        assert!(matches!((&a, &b), (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y)));
+        assert_eq!(a.dollar(), "SELECT $1, $1, $1, $1");
+        assert_eq!(a.numbered(), "SELECT ?1, ?1, ?1, ?1");
+        assert_eq!(BUILT.load(Ordering::Relaxed), 1);
+        // Every size chunked() makes has a slot; others are built each time, not kept.
+        for rows in [1, 2, 8, 16, 32] {
+            assert!(matches!(SQL.get(rows, build), Cow::Borrowed(_)));
+        }
+        assert_eq!(BUILT.load(Ordering::Relaxed), 6);
+        for rows in [3, 64, 0] {
+            let s = SQL.get(rows, build);
+            assert!(matches!(s, Cow::Owned(_)));
+            assert_eq!(s.as_str(), build(rows));
+        }
+    }
 }

@@ -25,7 +25,7 @@ use crate::{
     catalog::Tariff,
     metering::UsageSource,
     money::{Micros, PerMillion},
-    writer::{Arg, Row, WriteTx},
+    writer::{Arg, Row, SqlByRows, WriteTx},
 };
 
 /// How a request ends.
@@ -80,12 +80,13 @@ async fn hold(
     amount: i64,
     now: i64,
 ) -> Result<bool, BillingError> {
+    static SQL: SqlByRows = SqlByRows::new();
+    let sql = SQL.fixed(
+        "UPDATE account SET held = held + $1, updated_at = $2 \
+         WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",
+    );
     let done = tx
-        .execute(
-            "UPDATE account SET held = held + $1, updated_at = $2 \
-             WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",
-            &[amount.into(), now.into(), team_id.into()],
-        )
+        .execute(sql, &[amount.into(), now.into(), team_id.into()])
         .await?;
     Ok(done == 1)
 }
@@ -138,19 +139,24 @@ pub(super) async fn reserve_in(
     // the insert skips one that already has a charge (a finished request), which makes the
     // batch fail as a duplicate.
     const COLS: usize = 13;
+    static SQL: SqlByRows = SqlByRows::new();
     for chunk in chunked(&admitted) {
-        let mut sql = String::from(
-            "INSERT INTO hold (created_at, request_id, team_id, api_key_id, model, amount, \
-               price_input, price_cached_input, price_cache_write, price_output, price_reasoning, \
-               markup_bps, prompt_estimate, expires_at) \
-             SELECT $1, v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
-               v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, v.column13 \
-             FROM (VALUES ",
-        );
-        tuples(&mut sql, chunk.len(), COLS, 2, "");
-        sql.push_str(
-            ") AS v WHERE NOT EXISTS (SELECT 1 FROM charge c WHERE c.request_id = v.column1)",
-        );
+        let sql = SQL.get(chunk.len(), |rows| {
+            let mut sql = String::from(
+                "INSERT INTO hold (created_at, request_id, team_id, api_key_id, model, amount, \
+                   price_input, price_cached_input, price_cache_write, price_output, \
+                   price_reasoning, markup_bps, prompt_estimate, expires_at) \
+                 SELECT $1, v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
+                   v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, \
+                   v.column13 \
+                 FROM (VALUES ",
+            );
+            tuples(&mut sql, rows, COLS, 2, "");
+            sql.push_str(
+                ") AS v WHERE NOT EXISTS (SELECT 1 FROM charge c WHERE c.request_id = v.column1)",
+            );
+            sql
+        });
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * COLS);
         args.push(now.into());
         for r in chunk {
@@ -177,7 +183,7 @@ pub(super) async fn reserve_in(
                 _ => String::from("(one of a batch)"),
             })
         };
-        match tx.execute(&sql, &args).await {
+        match tx.execute(&*sql, &args).await {
             Ok(n) if n == chunk.len() as u64 => {}
             Ok(_) => return Err(duplicate()),
             Err(e) if e.is_unique_violation() => return Err(duplicate()),
@@ -246,18 +252,23 @@ pub(super) async fn claim_in(
     expired_by: i64,
 ) -> Result<HashMap<String, Claimed>, BillingError> {
     let mut out = HashMap::with_capacity(ids.len());
+    static SQL: SqlByRows = SqlByRows::new();
     for chunk in chunked(ids) {
-        let mut sql = String::from("DELETE FROM hold WHERE expires_at <= $1 AND request_id IN (");
-        list(&mut sql, chunk.len(), 2);
-        sql.push_str(
-            ") RETURNING request_id, team_id, api_key_id, amount, model, price_input, \
-               price_cached_input, price_cache_write, price_output, price_reasoning, markup_bps, \
-               prompt_estimate, checkpoint_output_tokens, created_at",
-        );
+        let sql = SQL.get(chunk.len(), |rows| {
+            let mut sql =
+                String::from("DELETE FROM hold WHERE expires_at <= $1 AND request_id IN (");
+            list(&mut sql, rows, 2);
+            sql.push_str(
+                ") RETURNING request_id, team_id, api_key_id, amount, model, price_input, \
+                   price_cached_input, price_cache_write, price_output, price_reasoning, \
+                   markup_bps, prompt_estimate, checkpoint_output_tokens, created_at",
+            );
+            sql
+        });
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len());
         args.push(expired_by.into());
         args.extend(chunk.iter().map(|id| Arg::from(*id)));
-        for row in tx.fetch(&sql, &args).await? {
+        for row in tx.fetch(&*sql, &args).await? {
             let (id, c) = claimed_from_row(row)?;
             out.insert(id, c);
         }
@@ -367,17 +378,22 @@ pub(super) async fn apply(
         team_of_ref.insert(r.as_str(), **team);
     }
     let keyed: Vec<(&String, &String)> = refs.iter().zip(&memos).collect();
+    static TXN_SQL: SqlByRows = SqlByRows::new();
     for chunk in chunked(&keyed) {
-        let mut sql =
-            String::from("INSERT INTO ledger_txn (kind, created_at, external_ref, memo) VALUES ");
-        tuples(&mut sql, chunk.len(), 2, 2, "'usage', $1");
-        sql.push_str(" RETURNING id, external_ref");
+        let sql = TXN_SQL.get(chunk.len(), |rows| {
+            let mut sql = String::from(
+                "INSERT INTO ledger_txn (kind, created_at, external_ref, memo) VALUES ",
+            );
+            tuples(&mut sql, rows, 2, 2, "'usage', $1");
+            sql.push_str(" RETURNING id, external_ref");
+            sql
+        });
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * 2);
         args.push(now.into());
         for (r, memo) in chunk {
             args.extend([Arg::from(*r), Arg::from(*memo)]);
         }
-        let rows = match tx.fetch(&sql, &args).await {
+        let rows = match tx.fetch(&*sql, &args).await {
             Ok(rows) => rows,
             Err(e) if e.is_unique_violation() => {
                 return Err(BillingError::Duplicate(String::from("usage:")))
@@ -421,15 +437,20 @@ pub(super) async fn apply(
 
     // The charges: the request's usage rows.
     const CHARGE_COLS: usize = 23;
+    static CHARGE_SQL: SqlByRows = SqlByRows::new();
     for chunk in chunked(&done) {
-        let mut sql = String::from(
-            "INSERT INTO charge (finished_at, request_id, team_id, api_key_id, model, amount, \
-               price_input, price_cached_input, price_cache_write, price_output, price_reasoning, \
-               markup_bps, prompt_estimate, status, input_tokens, cached_tokens, \
-               cache_write_tokens, output_tokens, reasoning_tokens, usage_source, cost, \
-               ledger_txn_id, checkpoint_output_tokens, created_at) VALUES ",
-        );
-        tuples(&mut sql, chunk.len(), CHARGE_COLS, 2, "$1");
+        let sql = CHARGE_SQL.get(chunk.len(), |rows| {
+            let mut sql = String::from(
+                "INSERT INTO charge (finished_at, request_id, team_id, api_key_id, model, \
+                   amount, price_input, price_cached_input, price_cache_write, price_output, \
+                   price_reasoning, markup_bps, prompt_estimate, status, input_tokens, \
+                   cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, \
+                   usage_source, cost, ledger_txn_id, checkpoint_output_tokens, created_at) \
+                 VALUES ",
+            );
+            tuples(&mut sql, rows, CHARGE_COLS, 2, "$1");
+            sql
+        });
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * CHARGE_COLS);
         args.push(now.into());
         for d in chunk {
@@ -468,7 +489,7 @@ pub(super) async fn apply(
                 c.created_at.into(),
             ]);
         }
-        match tx.execute(&sql, &args).await {
+        match tx.execute(&*sql, &args).await {
             Ok(_) => {}
             Err(e) if e.is_unique_violation() => {
                 return Err(BillingError::Duplicate(String::from("(a charge)")))
@@ -484,16 +505,21 @@ pub(super) async fn insert_entries(
     tx: &mut WriteTx<'_>,
     lines: &[(i64, i64, i64)],
 ) -> Result<(), BillingError> {
+    static SQL: SqlByRows = SqlByRows::new();
     for chunk in chunked(lines) {
-        let mut sql = String::from("INSERT INTO ledger_entry (txn_id, account_id, amount) VALUES ");
-        tuples(&mut sql, chunk.len(), 3, 1, "");
+        let sql = SQL.get(chunk.len(), |rows| {
+            let mut sql =
+                String::from("INSERT INTO ledger_entry (txn_id, account_id, amount) VALUES ");
+            tuples(&mut sql, rows, 3, 1, "");
+            sql
+        });
         let args: Vec<Arg<'_>> = chunk
             .iter()
             .flat_map(|(txn, account, amount)| {
                 [Arg::from(*txn), (*account).into(), (*amount).into()]
             })
             .collect();
-        tx.execute(&sql, &args).await?;
+        tx.execute(&*sql, &args).await?;
     }
     Ok(())
 }

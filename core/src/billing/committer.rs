@@ -52,6 +52,17 @@ use crate::{
 
 /// How long settlements wait to be committed together.
 pub const SETTLE_WINDOW: Duration = Duration::from_millis(2);
+
+/// [`SETTLE_WINDOW`], or `WEIR_SETTLE_WINDOW_MS` when set (1 to 1000). Only for profiling:
+/// under valgrind a request takes ~50 times as long, and a 2 ms window would hold one
+/// request instead of the ~15 it holds at full speed (`bench/instructions`).
+fn settle_window() -> Duration {
+    std::env::var("WEIR_SETTLE_WINDOW_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| (1..=1000).contains(ms))
+        .map_or(SETTLE_WINDOW, Duration::from_millis)
+}
 /// The most requests committed in one transaction.
 pub const MAX_BATCH: usize = 256;
 const QUEUE: usize = 8_192;
@@ -165,11 +176,14 @@ impl Committer {
     pub fn spawn(db: Db) -> (Committer, tokio::task::JoinHandle<()>) {
         let (rtx, rrx) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared::default());
+        let window = settle_window();
         let task = match db.sqlite_file() {
-            Some(file) => spawn_thread(db.clone(), file.to_owned(), rrx, shared.clone()),
+            Some(file) => spawn_thread(db.clone(), file.to_owned(), rrx, shared.clone(), window),
             None => {
                 let (db, shared) = (db.clone(), shared.clone());
-                tokio::spawn(async move { run(&db, &mut Writer::Pool(&db), rrx, shared).await })
+                tokio::spawn(
+                    async move { run(&db, &mut Writer::Pool(&db), rrx, shared, window).await },
+                )
             }
         };
         (
@@ -282,6 +296,7 @@ fn spawn_thread(
     file: std::path::PathBuf,
     reserves: mpsc::Receiver<ReserveOp>,
     shared: Arc<Shared>,
+    window: Duration,
 ) -> tokio::task::JoinHandle<()> {
     let (done_tx, done_rx) = oneshot::channel::<()>();
     let started = std::thread::Builder::new()
@@ -302,11 +317,13 @@ fn spawn_thread(
             };
             rt.block_on(async move {
                 match writer::open_sqlite(&file) {
-                    Ok(mut conn) => run(&db, &mut Writer::Conn(&mut conn), reserves, shared).await,
+                    Ok(mut conn) => {
+                        run(&db, &mut Writer::Conn(&mut conn), reserves, shared, window).await
+                    }
                     Err(e) => {
                         // Fall back to the pool, so billing still works.
                         tracing::error!(error = %e, "committer could not open its connection; using the pool");
-                        run(&db, &mut Writer::Pool(&db), reserves, shared).await
+                        run(&db, &mut Writer::Pool(&db), reserves, shared, window).await
                     }
                 }
             });
@@ -335,10 +352,11 @@ async fn run(
     w: &mut Writer<'_>,
     mut reserves: mpsc::Receiver<ReserveOp>,
     shared: Arc<Shared>,
+    window: Duration,
 ) {
     let _closer = Closer(shared.clone());
     let mut deadline: Option<Instant> = None;
-    let mut retry = SETTLE_WINDOW;
+    let mut retry = window;
     loop {
         if let Writer::Conn(conn) = w {
             if db.take_wal_restart() {
@@ -369,9 +387,9 @@ async fn run(
             () = tokio::time::sleep_until(due), if deadline.is_some() => {
                 deadline = None;
                 match write_window(w, &shared).await {
-                    Window::Done => retry = SETTLE_WINDOW,
+                    Window::Done => retry = window,
                     Window::More => {
-                        retry = SETTLE_WINDOW;
+                        retry = window;
                         deadline = Some(Instant::now());
                     }
                     Window::Failed => {
@@ -385,7 +403,7 @@ async fn run(
         // Open the window for what has arrived; a flush closes it at once (but does not cut
         // a backoff short).
         let inbox = shared.lock();
-        if !inbox.flushers.is_empty() && retry == SETTLE_WINDOW {
+        if !inbox.flushers.is_empty() && retry == window {
             deadline = Some(Instant::now());
         } else if deadline.is_none() && !inbox.is_empty() {
             deadline = Some(Instant::now() + retry);
@@ -395,7 +413,7 @@ async fn run(
     loop {
         match write_window(w, &shared).await {
             Window::Done if shared.lock().is_empty() => break,
-            Window::Done | Window::More => retry = SETTLE_WINDOW,
+            Window::Done | Window::More => retry = window,
             Window::Failed => {
                 retry = (retry * 2).clamp(FIRST_RETRY, LAST_RETRY);
                 tokio::time::sleep(retry).await;

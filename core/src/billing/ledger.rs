@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::{Any, Row, Transaction};
 
 use super::{batch::insert_entries, is_unique_violation, BillingError};
-use crate::writer::WriteTx;
+use crate::writer::{SqlByRows, WriteTx};
 use crate::{
     db::{now_ms, Db},
     money::Micros,
@@ -129,9 +129,13 @@ pub(super) async fn apply_deltas(
             .map_err(|_| BillingError::InvalidAmount("hold change out of range"))?;
         let rows = match account {
             AccountRef::Team(team_id) => {
+                static SQL: SqlByRows = SqlByRows::new();
                 tx.fetch(
-                    "UPDATE account SET balance = balance + $1, held = held + $2, updated_at = $3 \
-                     WHERE team_id = $4 AND kind = 'team_balance' RETURNING id",
+                    SQL.fixed(
+                        "UPDATE account SET balance = balance + $1, held = held + $2, \
+                         updated_at = $3 WHERE team_id = $4 AND kind = 'team_balance' \
+                         RETURNING id",
+                    ),
                     &[
                         d_balance.into(),
                         d_held.into(),
@@ -142,9 +146,12 @@ pub(super) async fn apply_deltas(
                 .await?
             }
             AccountRef::System(s) => {
+                static SQL: SqlByRows = SqlByRows::new();
                 tx.fetch(
-                    "UPDATE account SET balance = balance + $1, held = held + $2, updated_at = $3 \
-                     WHERE team_id IS NULL AND kind = $4 RETURNING id",
+                    SQL.fixed(
+                        "UPDATE account SET balance = balance + $1, held = held + $2, \
+                         updated_at = $3 WHERE team_id IS NULL AND kind = $4 RETURNING id",
+                    ),
                     &[
                         d_balance.into(),
                         d_held.into(),
