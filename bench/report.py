@@ -4,6 +4,8 @@
   report.py busy SECONDS       print how busy the machine is (% of all cores) over SECONDS
   report.py snap FILE          record CPU time per core and per process (from /proc) into FILE
   report.py render DIR         print the markdown results table from the files bench/run left in DIR
+  report.py instructions REQUESTS WINDOW_MS BIN DIR [BIN_B DIR_B]
+                               print bench/instructions' table from callgrind's per-thread files
 
 CPU snapshots taken before and after each phase show how busy each core was and how much of
 that was Weir, the mock and the load tool, and how much CPU other processes on the machine
@@ -439,7 +441,67 @@ def busy(seconds):
     print(f"{100.0 * ((t1 - t0) - (i1 - i0)) / max(1, t1 - t0):.0f}")
 
 
+# What marks each of Weir's threads in its callgrind profile, checked in this order.
+THREAD_KINDS = [
+    ("committer", "weir_core::billing::committer::run"),
+    ("checkpointer", "weir_core::writer::checkpoint"),
+    ("request path", "multi_thread::worker"),
+    ("request path", "sqlx_sqlite::connection::worker"),
+]
+KIND_ORDER = ["request path", "committer", "checkpointer", "other"]
+
+
+def callgrind_threads(d):
+    """Instructions per kind of thread, from the dump's per-thread files in directory d."""
+    out = {k: 0 for k in KIND_ORDER}
+    files = [f for f in os.listdir(d) if f.startswith("cg.out.") or f.startswith("cg.out-")]
+    # The dump asked for by callgrind_control is part 1; the files written at exit (nothing
+    # counted after instrumentation went off) are ignored.
+    files = [f for f in files if ".1-" in f] or files
+    for f in files:
+        total, text = 0, []
+        with open(os.path.join(d, f), errors="replace") as fh:
+            for line in fh:
+                if line.startswith("totals:"):
+                    total = int(line.split()[1])
+                elif line.startswith(("fn=", "cfn=")):
+                    text.append(line)
+        text = "".join(text)
+        kind = next((k for k, mark in THREAD_KINDS if mark in text), "other")
+        out[kind] += total
+    return out
+
+
+def instructions(argv):
+    requests, window = int(argv[0]), argv[1]
+    runs = [(argv[i], callgrind_threads(argv[i + 1])) for i in range(2, len(argv), 2)]
+    print("# Weir instructions per request (callgrind)\n")
+    for name, (b, _) in zip("AB", runs):
+        print(f"- {name}: `{b}`")
+    print(f"- {requests} non-streaming chat completions through `demo/echo`, one at a time on one "
+          f"kept-alive connection, after 300 not counted; settlement window {window} ms "
+          "(WEIR_SETTLE_WINDOW_MS); `bench/instructions`")
+    print("- The checkpointer's share depends on time (it runs every 250 ms), the others on the "
+          "requests alone\n")
+    head = "| Thread | " + " | ".join(f"{n}: instructions / request" for n in "AB"[: len(runs)])
+    if len(runs) == 2:
+        head += " | B − A"
+    print(head + " |")
+    print("|---" * (len(runs) + 1 + (len(runs) == 2)) + "|")
+    for kind in KIND_ORDER + ["total"]:
+        vals = [sum(c.values()) if kind == "total" else c[kind] for _, c in runs]
+        per = [v / requests for v in vals]
+        row = f"| {kind} | " + " | ".join(f"{p:,.0f}" for p in per)
+        if len(runs) == 2:
+            delta = per[1] - per[0]
+            pct = f" ({delta / per[0]:+.1%})" if per[0] else ""
+            row += f" | {delta:+,.0f}{pct}"
+        print(row + " |")
+
+
 def main():
+    if len(sys.argv) >= 6 and sys.argv[1] == "instructions":
+        return instructions(sys.argv[2:])
     if len(sys.argv) == 3 and sys.argv[1] == "busy":
         busy(float(sys.argv[2]))
         return 0
