@@ -73,7 +73,9 @@ struct Entry {
 
 struct Inner {
     db: Db,
-    pepper: Vec<u8>,
+    /// HMAC-SHA256 keyed with the pepper, cloned per lookup: keying it again would hash the
+    /// pepper's two pad blocks on every request.
+    mac: Hmac<Sha256>,
     cache: quick_cache::sync::Cache<[u8; 32], Entry>,
     /// Bumped at every auth-epoch change: entries of older generations (and the results of
     /// verifications that started under one) are checked against the row again.
@@ -97,9 +99,12 @@ impl KeyVerifier {
     /// A verifier whose cache entries are trusted for `ttl` (tests use short ones).
     pub fn with_ttl(db: Db, pepper: &[u8], ttl: Duration) -> KeyVerifier {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // HMAC accepts keys of any length; `new_from_slice` cannot fail.
+        let mac = Hmac::<Sha256>::new_from_slice(pepper)
+            .unwrap_or_else(|_| Hmac::<Sha256>::new(&Default::default()));
         KeyVerifier(Arc::new(Inner {
             db,
-            pepper: pepper.to_vec(),
+            mac,
             cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
             generation: AtomicU64::new(0),
             epoch: AtomicI64::new(i64::MIN),
@@ -110,11 +115,7 @@ impl KeyVerifier {
     }
 
     fn cache_key(&self, full: &str) -> [u8; 32] {
-        // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.0.pepper) {
-            Ok(m) => m,
-            Err(_) => return [0; 32],
-        };
+        let mut mac = self.0.mac.clone();
         mac.update(full.as_bytes());
         mac.finalize().into_bytes().into()
     }
