@@ -4,7 +4,7 @@
   report.py busy SECONDS       print how busy the machine is (% of all cores) over SECONDS
   report.py snap FILE          record CPU time per core and per process (from /proc) into FILE
   report.py render DIR         print the markdown results table from the files bench/run left in DIR
-  report.py instructions REQUESTS WINDOW_MS BIN DIR [BIN_B DIR_B]
+  report.py instructions REQUESTS BATCH BIN DIR [BIN_B DIR_B]
                                print bench/instructions' table from callgrind's per-thread files
 
 CPU snapshots taken before and after each phase show how busy each core was and how much of
@@ -473,14 +473,14 @@ def callgrind_threads(d):
 
 
 def instructions(argv):
-    requests, window = int(argv[0]), argv[1]
+    requests, batch = int(argv[0]), argv[1]
     runs = [(argv[i], callgrind_threads(argv[i + 1])) for i in range(2, len(argv), 2)]
     print("# Weir instructions per request (callgrind)\n")
     for name, (b, _) in zip("AB", runs):
         print(f"- {name}: `{b}`")
     print(f"- {requests} non-streaming chat completions through `demo/echo`, one at a time on one "
-          f"kept-alive connection, after 300 not counted; settlement window {window} ms "
-          "(WEIR_SETTLE_WINDOW_MS); `bench/instructions`")
+          f"kept-alive connection, after 300 not counted; settlement windows of {batch} requests "
+          "(WEIR_SETTLE_BATCH); `bench/instructions`")
     print("- The checkpointer's share depends on time (it runs every 250 ms), the others on the "
           "requests alone\n")
     head = "| Thread | " + " | ".join(f"{n}: instructions / request" for n in "AB"[: len(runs)])

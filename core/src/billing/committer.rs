@@ -53,15 +53,37 @@ use crate::{
 /// How long settlements wait to be committed together.
 pub const SETTLE_WINDOW: Duration = Duration::from_millis(2);
 
-/// [`SETTLE_WINDOW`], or `WEIR_SETTLE_WINDOW_MS` when set (1 to 1000). Only for profiling:
-/// under valgrind a request takes ~50 times as long, and a 2 ms window would hold one
-/// request instead of the ~15 it holds at full speed (`bench/instructions`).
-fn settle_window() -> Duration {
-    std::env::var("WEIR_SETTLE_WINDOW_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| (1..=1000).contains(ms))
-        .map_or(SETTLE_WINDOW, Duration::from_millis)
+/// How settlement windows close: after `length`, or (`batch` > 0) as soon as `batch` finished
+/// requests wait, whichever comes first.
+#[derive(Clone, Copy, Debug)]
+struct WindowRule {
+    length: Duration,
+    batch: usize,
+}
+
+/// [`SETTLE_WINDOW`] in production. For profiling only, `WEIR_SETTLE_BATCH` (1 to
+/// [`MAX_BATCH`]) closes each window once that many finished requests wait (with a 1 s
+/// window for the rest), and `WEIR_SETTLE_WINDOW_MS` (1 to 1000) sets the length: under
+/// valgrind a request takes ~50 times as long, and a 2 ms window would hold one request
+/// instead of the ~15 it holds at full speed (`bench/instructions` sets a batch of 15, which
+/// also makes the batching the same however fast the machine runs).
+fn window_rule() -> WindowRule {
+    let env = |name: &str, max: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| (1..=max).contains(v))
+    };
+    let batch = env("WEIR_SETTLE_BATCH", MAX_BATCH as u64).map_or(0, |b| b as usize);
+    let default = if batch > 0 {
+        Duration::from_secs(1)
+    } else {
+        SETTLE_WINDOW
+    };
+    WindowRule {
+        length: env("WEIR_SETTLE_WINDOW_MS", 1000).map_or(default, Duration::from_millis),
+        batch,
+    }
 }
 /// The most requests committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -111,16 +133,30 @@ impl Inbox {
 }
 
 /// The inbox, shared by the handles and the committer.
-#[derive(Default)]
 struct Shared {
     inbox: Mutex<Inbox>,
-    /// Wakes the committer when the inbox gets its first item, or a flush is asked for.
+    /// Wakes the committer when the inbox gets its first item (or its `batch`-th, see
+    /// [`WindowRule`]), or a flush is asked for.
     wake: Notify,
+    batch: usize,
 }
 
 impl Shared {
+    fn new(batch: usize) -> Shared {
+        Shared {
+            inbox: Mutex::default(),
+            wake: Notify::new(),
+            batch,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `inbox` holds a full batch (never, without a batch rule).
+    fn full(&self, inbox: &Inbox) -> bool {
+        self.batch > 0 && inbox.done.len() + inbox.ops.len() >= self.batch
     }
 
     /// Adds `item` to the inbox, waking the committer if it was empty; gives it back if the
@@ -132,8 +168,9 @@ impl Shared {
         }
         let first = inbox.is_empty();
         add(&mut inbox, item);
+        let full = self.batch > 0 && inbox.done.len() + inbox.ops.len() == self.batch;
         drop(inbox);
-        if first {
+        if first || full {
             self.wake.notify_one();
         }
         Ok(())
@@ -175,8 +212,9 @@ impl Committer {
     /// handle is gone.
     pub fn spawn(db: Db) -> (Committer, tokio::task::JoinHandle<()>) {
         let (rtx, rrx) = mpsc::channel(QUEUE);
-        let shared = Arc::new(Shared::default());
-        let window = settle_window();
+        let window = window_rule();
+        let shared = Arc::new(Shared::new(window.batch));
+        let window = window.length;
         let task = match db.sqlite_file() {
             Some(file) => spawn_thread(db.clone(), file.to_owned(), rrx, shared.clone(), window),
             None => {
@@ -403,7 +441,7 @@ async fn run(
         // Open the window for what has arrived; a flush closes it at once (but does not cut
         // a backoff short).
         let inbox = shared.lock();
-        if !inbox.flushers.is_empty() && retry == window {
+        if (!inbox.flushers.is_empty() || shared.full(&inbox)) && retry == window {
             deadline = Some(Instant::now());
         } else if deadline.is_none() && !inbox.is_empty() {
             deadline = Some(Instant::now() + retry);
