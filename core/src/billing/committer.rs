@@ -85,6 +85,7 @@ fn window_rule() -> WindowRule {
         batch,
     }
 }
+
 /// The most requests committed in one transaction.
 pub const MAX_BATCH: usize = 256;
 const QUEUE: usize = 8_192;
@@ -168,7 +169,7 @@ impl Shared {
         }
         let first = inbox.is_empty();
         add(&mut inbox, item);
-        let full = self.batch > 0 && inbox.done.len() + inbox.ops.len() == self.batch;
+        let full = self.full(&inbox);
         drop(inbox);
         if first || full {
             self.wake.notify_one();
