@@ -125,7 +125,7 @@ pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<
                 r.created_at.into(),
             ]);
         }
-        tx.execute(&*sql, &args).await?;
+        tx.execute(&sql, &args).await?;
     }
     Ok(())
 }

@@ -10,9 +10,10 @@
 //! [`WriteTx`], and run the same on both.
 //!
 //! SQL uses `$N` placeholders, as everywhere in Weir; for the direct connection they are
-//! rewritten to `?N`, which SQLite binds by number without looking names up. The statements
-//! of the request path are [`Sql`] values built once per process ([`SqlByRows`]): no text is
-//! formatted or rewritten per request, only looked up in the connection's statement cache.
+//! rewritten to `?N`, which SQLite binds by number without looking names up. Statements are
+//! [`Sql`] values built once per process (a `LazyLock` static, or [`SqlByRows`] for the
+//! multi-row ones): no text is formatted or rewritten per request, only looked up in the
+//! connection's statement cache.
 
 use std::{borrow::Cow, path::Path, sync::OnceLock};
 
@@ -116,42 +117,13 @@ impl Sql {
     }
 
     /// The `$N` spelling.
-    pub fn as_str(&self) -> &str {
+    pub fn dollar(&self) -> &str {
         &self.dollar
     }
-}
 
-/// What [`WriteTx::execute`] and [`WriteTx::fetch`] take: a prepared [`Sql`], or any text
-/// (rewritten for the direct connection on each call).
-pub trait Statement {
-    fn dollar(&self) -> &str;
-    fn numbered(&self) -> Cow<'_, str>;
-}
-
-impl Statement for Sql {
-    fn dollar(&self) -> &str {
-        &self.dollar
-    }
-    fn numbered(&self) -> Cow<'_, str> {
-        Cow::Borrowed(&self.numbered)
-    }
-}
-
-impl Statement for str {
-    fn dollar(&self) -> &str {
-        self
-    }
-    fn numbered(&self) -> Cow<'_, str> {
-        Cow::Owned(numbered(self))
-    }
-}
-
-impl Statement for String {
-    fn dollar(&self) -> &str {
-        self
-    }
-    fn numbered(&self) -> Cow<'_, str> {
-        Cow::Owned(numbered(self))
+    /// The `?N` spelling.
+    pub fn numbered(&self) -> &str {
+        &self.numbered
     }
 }
 
@@ -181,11 +153,6 @@ impl SqlByRows {
             }
             _ => Cow::Owned(Sql::new(&build(rows))),
         }
-    }
-
-    /// A statement whose text does not depend on a row count.
-    pub fn fixed(&'static self, text: &str) -> &'static Sql {
-        self.0[0].get_or_init(|| Sql::new(text))
     }
 }
 
@@ -232,11 +199,7 @@ impl<'a> WriteTx<'a> {
     }
 
     /// Runs a statement; returns the number of rows it changed.
-    pub async fn execute<S: Statement + ?Sized>(
-        &mut self,
-        sql: &S,
-        args: &[Arg<'_>],
-    ) -> Result<u64, DbError> {
+    pub async fn execute(&mut self, sql: &Sql, args: &[Arg<'_>]) -> Result<u64, DbError> {
         match &mut self.0 {
             Inner::Owned(tx) => Ok(bind(sqlx::query(sql.dollar()), args)
                 .execute(&mut **tx)
@@ -247,7 +210,7 @@ impl<'a> WriteTx<'a> {
                 .await?
                 .rows_affected()),
             Inner::Conn(conn) => {
-                let mut st = prepare(conn, &sql.numbered(), args)?;
+                let mut st = prepare(conn, sql.numbered(), args)?;
                 Ok(st.raw_execute()? as u64)
             }
             Inner::Done => Err(DbError::Sqlx(sqlx::Error::PoolClosed)),
@@ -255,11 +218,7 @@ impl<'a> WriteTx<'a> {
     }
 
     /// Runs a statement that returns rows (a `SELECT`, or a write with `RETURNING`).
-    pub async fn fetch<S: Statement + ?Sized>(
-        &mut self,
-        sql: &S,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<Row>, DbError> {
+    pub async fn fetch(&mut self, sql: &Sql, args: &[Arg<'_>]) -> Result<Vec<Row>, DbError> {
         let rows = match &mut self.0 {
             Inner::Owned(tx) => {
                 bind(sqlx::query(sql.dollar()), args)
@@ -272,7 +231,7 @@ impl<'a> WriteTx<'a> {
                     .await?
             }
             Inner::Conn(conn) => {
-                let mut st = prepare(conn, &sql.numbered(), args)?;
+                let mut st = prepare(conn, sql.numbered(), args)?;
                 let n = st.column_count();
                 let mut rows = st.raw_query();
                 let mut out = Vec::new();
@@ -469,7 +428,7 @@ mod tests {
         for rows in [3, 64, 0] {
             let s = SQL.get(rows, build);
             assert!(matches!(s, Cow::Owned(_)));
-            assert_eq!(s.as_str(), build(rows));
+            assert_eq!(s.dollar(), build(rows));
         }
     }
 }

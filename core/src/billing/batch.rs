@@ -13,6 +13,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     fmt::Write as _,
+    sync::LazyLock,
 };
 
 use super::{
@@ -25,7 +26,7 @@ use crate::{
     catalog::Tariff,
     metering::UsageSource,
     money::{Micros, PerMillion},
-    writer::{Arg, Row, SqlByRows, WriteTx},
+    writer::{Arg, Row, Sql, SqlByRows, WriteTx},
 };
 
 /// How a request ends.
@@ -80,13 +81,14 @@ async fn hold(
     amount: i64,
     now: i64,
 ) -> Result<bool, BillingError> {
-    static SQL: SqlByRows = SqlByRows::new();
-    let sql = SQL.fixed(
-        "UPDATE account SET held = held + $1, updated_at = $2 \
-         WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",
-    );
+    static SQL: LazyLock<Sql> = LazyLock::new(|| {
+        Sql::new(
+            "UPDATE account SET held = held + $1, updated_at = $2 \
+             WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",
+        )
+    });
     let done = tx
-        .execute(sql, &[amount.into(), now.into(), team_id.into()])
+        .execute(&SQL, &[amount.into(), now.into(), team_id.into()])
         .await?;
     Ok(done == 1)
 }
@@ -183,7 +185,7 @@ pub(super) async fn reserve_in(
                 _ => String::from("(one of a batch)"),
             })
         };
-        match tx.execute(&*sql, &args).await {
+        match tx.execute(&sql, &args).await {
             Ok(n) if n == chunk.len() as u64 => {}
             Ok(_) => return Err(duplicate()),
             Err(e) if e.is_unique_violation() => return Err(duplicate()),
@@ -268,7 +270,7 @@ pub(super) async fn claim_in(
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len());
         args.push(expired_by.into());
         args.extend(chunk.iter().map(|id| Arg::from(*id)));
-        for row in tx.fetch(&*sql, &args).await? {
+        for row in tx.fetch(&sql, &args).await? {
             let (id, c) = claimed_from_row(row)?;
             out.insert(id, c);
         }
@@ -393,7 +395,7 @@ pub(super) async fn apply(
         for (r, memo) in chunk {
             args.extend([Arg::from(*r), Arg::from(*memo)]);
         }
-        let rows = match tx.fetch(&*sql, &args).await {
+        let rows = match tx.fetch(&sql, &args).await {
             Ok(rows) => rows,
             Err(e) if e.is_unique_violation() => {
                 return Err(BillingError::Duplicate(String::from("usage:")))
@@ -489,7 +491,7 @@ pub(super) async fn apply(
                 c.created_at.into(),
             ]);
         }
-        match tx.execute(&*sql, &args).await {
+        match tx.execute(&sql, &args).await {
             Ok(_) => {}
             Err(e) if e.is_unique_violation() => {
                 return Err(BillingError::Duplicate(String::from("(a charge)")))
@@ -519,7 +521,7 @@ pub(super) async fn insert_entries(
                 [Arg::from(*txn), (*account).into(), (*amount).into()]
             })
             .collect();
-        tx.execute(&*sql, &args).await?;
+        tx.execute(&sql, &args).await?;
     }
     Ok(())
 }

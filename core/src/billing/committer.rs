@@ -62,27 +62,24 @@ struct WindowRule {
 }
 
 /// [`SETTLE_WINDOW`] in production. For profiling only, `WEIR_SETTLE_BATCH` (1 to
-/// [`MAX_BATCH`]) closes each window once that many finished requests wait (with a 1 s
-/// window for the rest), and `WEIR_SETTLE_WINDOW_MS` (1 to 1000) sets the length: under
-/// valgrind a request takes ~50 times as long, and a 2 ms window would hold one request
-/// instead of the ~15 it holds at full speed (`bench/instructions` sets a batch of 15, which
-/// also makes the batching the same however fast the machine runs).
+/// [`MAX_BATCH`]) closes each window once that many finished requests wait, with a 1 s window
+/// for the rest: under valgrind a request takes ~50 times as long, and a 2 ms window would
+/// hold one request instead of the ~15 it holds at full speed (`bench/instructions` sets 15,
+/// which also makes the batching the same however fast the machine runs).
 fn window_rule() -> WindowRule {
-    let env = |name: &str, max: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|v| (1..=max).contains(v))
-    };
-    let batch = env("WEIR_SETTLE_BATCH", MAX_BATCH as u64).map_or(0, |b| b as usize);
-    let default = if batch > 0 {
-        Duration::from_secs(1)
-    } else {
-        SETTLE_WINDOW
-    };
-    WindowRule {
-        length: env("WEIR_SETTLE_WINDOW_MS", 1000).map_or(default, Duration::from_millis),
-        batch,
+    let batch = std::env::var("WEIR_SETTLE_BATCH")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|b| (1..=MAX_BATCH).contains(b));
+    match batch {
+        Some(batch) => WindowRule {
+            length: Duration::from_secs(1),
+            batch,
+        },
+        None => WindowRule {
+            length: SETTLE_WINDOW,
+            batch: 0,
+        },
     }
 }
 

@@ -1,11 +1,11 @@
 //! The ledger: the one posting function, team accounts, operator credits and balances.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::LazyLock};
 
 use sqlx::{Any, Row, Transaction};
 
 use super::{batch::insert_entries, is_unique_violation, BillingError};
-use crate::writer::{SqlByRows, WriteTx};
+use crate::writer::{Sql, WriteTx};
 use crate::{
     db::{now_ms, Db},
     money::Micros,
@@ -129,13 +129,15 @@ pub(super) async fn apply_deltas(
             .map_err(|_| BillingError::InvalidAmount("hold change out of range"))?;
         let rows = match account {
             AccountRef::Team(team_id) => {
-                static SQL: SqlByRows = SqlByRows::new();
-                tx.fetch(
-                    SQL.fixed(
+                static SQL: LazyLock<Sql> = LazyLock::new(|| {
+                    Sql::new(
                         "UPDATE account SET balance = balance + $1, held = held + $2, \
                          updated_at = $3 WHERE team_id = $4 AND kind = 'team_balance' \
                          RETURNING id",
-                    ),
+                    )
+                });
+                tx.fetch(
+                    &SQL,
                     &[
                         d_balance.into(),
                         d_held.into(),
@@ -146,12 +148,14 @@ pub(super) async fn apply_deltas(
                 .await?
             }
             AccountRef::System(s) => {
-                static SQL: SqlByRows = SqlByRows::new();
-                tx.fetch(
-                    SQL.fixed(
+                static SQL: LazyLock<Sql> = LazyLock::new(|| {
+                    Sql::new(
                         "UPDATE account SET balance = balance + $1, held = held + $2, \
                          updated_at = $3 WHERE team_id IS NULL AND kind = $4 RETURNING id",
-                    ),
+                    )
+                });
+                tx.fetch(
+                    &SQL,
                     &[
                         d_balance.into(),
                         d_held.into(),

@@ -1,7 +1,7 @@
 //! Reservations: hold the worst case before a request runs, then settle the actual usage at the
 //! price snapshot or release the hold, exactly once per request.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use sqlx::{any::AnyRow, Row};
 
@@ -15,7 +15,7 @@ use crate::{
     db::{now_ms, Db},
     metering::{self, RequestRecord, UsageSource},
     money::{Micros, PerMillion},
-    writer::{Cell, Writer},
+    writer::{Cell, Sql, Writer},
 };
 
 /// What the gateway reserves before calling upstream.
@@ -214,13 +214,10 @@ async fn finished(w: &mut Writer<'_>, request_id: &str) -> Result<Settlement, Bi
             ]
         }
         Writer::Conn(_) => {
+            static SQL: LazyLock<Sql> =
+                LazyLock::new(|| Sql::new("SELECT status, cost FROM charge WHERE request_id = $1"));
             let mut tx = w.begin().await?;
-            let rows = tx
-                .fetch(
-                    "SELECT status, cost FROM charge WHERE request_id = $1",
-                    &[request_id.into()],
-                )
-                .await?;
+            let rows = tx.fetch(&SQL, &[request_id.into()]).await?;
             tx.commit().await?;
             rows.into_iter().next().ok_or_else(not_found)?
         }
