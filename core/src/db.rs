@@ -253,16 +253,28 @@ pub fn chunked<T>(items: &[T], max: usize) -> Vec<&[T]> {
     out
 }
 
-/// How often the WAL is copied back into the SQLite database file. Often, so that each
-/// checkpoint's `fsync` of the WAL writes out little at a time.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often the WAL is copied back into the SQLite database file while it grows. Often, so
+/// that each checkpoint's `fsync` of the WAL has little to write out: the kernel submits that
+/// writeback on the calling thread without yielding the core, so on a core shared with the
+/// request path a checkpoint every 250 ms (~2 MB of WAL at 9,000 requests a second) held it
+/// for ~1 ms at a time, which showed at the one-connection p99 (+846 µs added at 250 ms,
+/// +605 µs at 50 ms, +607 µs at 20 ms, +556 µs with the database on tmpfs; `bench/run`,
+/// 2026-12-02, README "Performance").
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(20);
+
+/// The longest wait between two checkpoints: the wait doubles from [`CHECKPOINT_BUSY`] up to
+/// this after each checkpoint that found the WAL as it was, so an idle server wakes once a
+/// second rather than fifty times.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
 /// WAL frames (pages) past which the WAL should start over.
 pub(crate) const WAL_RESTART_FRAMES: i64 = 8_192;
 
-/// Checkpoints the WAL every [`CHECKPOINT_EVERY`] on a thread of its own, with its own
-/// connection, at the lowest CPU priority (`nice` 19), so that the copying and the `fsync`s
-/// of a checkpoint only take the CPU when the request path does not want it. `PASSIVE`: it
+/// Checkpoints the WAL every [`CHECKPOINT_BUSY`] while it grows (backing off to
+/// [`CHECKPOINT_IDLE`] while it does not) on a thread of its own, with its own
+/// connection, at the lowest CPU priority (`nice` 19), so that the copying gets little of a
+/// core the request path wants (the kernel's part of an `fsync` is not preempted, hence
+/// checkpoints small and often). `PASSIVE`: it
 /// never blocks a writer, so commits stay an append to the WAL.
 ///
 /// A checkpoint beside a busy writer never copies the frames appended while it ran, so under
@@ -285,8 +297,10 @@ fn spawn_checkpointer(file: Arc<Path>, restart: Arc<AtomicBool>, alive: std::syn
             }
             let mut conn = None;
             let mut db_file = None;
+            let mut every = CHECKPOINT_BUSY;
+            let mut last_frames = None;
             while alive.strong_count() > 0 {
-                std::thread::sleep(CHECKPOINT_EVERY);
+                std::thread::sleep(every);
                 if conn.is_none() {
                     // The file exists once the pool has connected; migrations may still run.
                     match crate::writer::open_sqlite(&file) {
@@ -305,6 +319,14 @@ fn spawn_checkpointer(file: Arc<Path>, restart: Arc<AtomicBool>, alive: std::syn
                         continue;
                     }
                 };
+                // Every commit appends frames, and a restart starts the count over: the
+                // same count twice means nothing was written in between.
+                every = if last_frames == Some(frames) {
+                    (every * 2).min(CHECKPOINT_IDLE)
+                } else {
+                    CHECKPOINT_BUSY
+                };
+                last_frames = Some(frames);
                 if frames > WAL_RESTART_FRAMES && !restart.load(Ordering::Acquire) {
                     if db_file.is_none() {
                         db_file = std::fs::File::open(&*file).ok();
