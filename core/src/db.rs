@@ -271,11 +271,10 @@ const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 pub(crate) const WAL_RESTART_FRAMES: i64 = 8_192;
 
 /// Checkpoints the WAL every [`CHECKPOINT_BUSY`] while it grows (backing off to
-/// [`CHECKPOINT_IDLE`] while it does not) on a thread of its own, with its own
-/// connection, at the lowest CPU priority (`nice` 19), so that the copying gets little of a
-/// core the request path wants (the kernel's part of an `fsync` is not preempted, hence
-/// checkpoints small and often). `PASSIVE`: it
-/// never blocks a writer, so commits stay an append to the WAL.
+/// [`CHECKPOINT_IDLE`] while it does not) on a thread of its own, with its own connection, at
+/// the lowest CPU priority (`nice` 19), so that the copying gets little of a core the request
+/// path wants (the kernel's part of an `fsync` is not preempted: hence small checkpoints, and
+/// often). `PASSIVE`: it never blocks a writer, so commits stay an append to the WAL.
 ///
 /// A checkpoint beside a busy writer never copies the frames appended while it ran, so under
 /// steady writes the WAL could never start over. Once it holds more than
