@@ -481,8 +481,8 @@ def instructions(argv):
     print(f"- {requests} non-streaming chat completions through `demo/echo`, one at a time on one "
           f"kept-alive connection, after 300 not counted; settlement windows of {batch} requests "
           "(WEIR_SETTLE_BATCH); `bench/instructions`")
-    print("- The checkpointer's share depends on time (it runs every 20 ms while the WAL grows), the others on the "
-          "requests alone\n")
+    print("- The checkpointer's share depends on time (it runs every 20 ms while the WAL "
+          "grows), the others on the requests alone\n")
     head = "| Thread | " + " | ".join(f"{n}: instructions / request" for n in "AB"[: len(runs)])
     if len(runs) == 2:
         head += " | B − A"
