@@ -1,20 +1,31 @@
 //! Weir console: the Leptos application shared by the server (SSR) and the browser (hydrate).
+//!
+//! Layout: `pages/<area>/` (one module per route), `components/` (the frame, forms, chart,
+//! formatting), `server_fns/<area>/<action>.rs` (one server function per file), `error.rs`
+//! (the one [`error::AppError`]) and `ssr/` (what only the server may see: the console
+//! state, the session's caller, the CSRF check).
 #![recursion_limit = "256"]
 
-mod layout;
+pub mod components;
+pub mod error;
 mod pages;
 mod quickstart;
+pub mod server_fns;
+#[cfg(feature = "ssr")]
+pub mod ssr;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    hooks::use_location,
+    path,
 };
 
 use crate::{
-    layout::{SiteFooter, SiteHeader},
-    pages::{HomePage, NotFoundPage, PricingPage},
+    components::layout::{SiteFooter, SiteHeader},
+    pages::*,
+    server_fns::session::get_viewer,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -42,22 +53,69 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The console: layout around the routed pages. Unknown paths render [`NotFoundPage`].
+/// Paths that need a signed-in user; the server redirects signed-out visits to `/login`.
+pub const PRIVATE_PATHS: [&str; 10] = [
+    "/dashboard",
+    "/keys",
+    "/usage",
+    "/billing",
+    "/members",
+    "/models",
+    "/quickstart",
+    "/settings",
+    "/admin",
+    "/admin/teams",
+];
+
+/// The console: the frame around the routed pages. Unknown paths render [`NotFoundPage`].
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
         <Stylesheet id="leptos" href="/pkg/weir.css"/>
         <Router>
-            <a class="skip-link" href="#main">"Skip to content"</a>
-            <SiteHeader/>
-            <main id="main" class="site-main">
-                <Routes fallback=|| view! { <NotFoundPage/> }>
-                    <Route path=StaticSegment("") view=HomePage/>
-                    <Route path=StaticSegment("pricing") view=PricingPage/>
-                </Routes>
-            </main>
-            <SiteFooter/>
+            <Frame/>
         </Router>
+    }
+}
+
+/// Header, page and footer, for the viewer of the current path (read again on every
+/// navigation, so signing in or out shows at once).
+#[component]
+fn Frame() -> impl IntoView {
+    let location = use_location();
+    let who = Resource::new(move || location.pathname.get(), get_viewer);
+    view! {
+        <a class="skip-link" href="#main">"Skip to content"</a>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let v = who.await.unwrap_or_default();
+                provide_context(v);
+                view! {
+                    <SiteHeader/>
+                    <main id="main" class="site-main">
+                        <Routes fallback=|| view! { <NotFoundPage/> }>
+                            <Route path=path!("") view=HomePage/>
+                            <Route path=path!("/pricing") view=PricingPage/>
+                            <Route path=path!("/signup") view=SignUpPage/>
+                            <Route path=path!("/login") view=LogInPage/>
+                            <Route path=path!("/logout") view=LogOutPage/>
+                            <Route path=path!("/invite/:token") view=InvitePage/>
+                            <Route path=path!("/dashboard") view=DashboardPage/>
+                            <Route path=path!("/keys") view=KeysPage/>
+                            <Route path=path!("/usage") view=UsagePage/>
+                            <Route path=path!("/billing") view=BillingPage/>
+                            <Route path=path!("/members") view=MembersPage/>
+                            <Route path=path!("/models") view=ModelsPage/>
+                            <Route path=path!("/quickstart") view=QuickstartPage/>
+                            <Route path=path!("/settings") view=SettingsPage/>
+                            <Route path=path!("/admin") view=AdminPage/>
+                            <Route path=path!("/admin/teams") view=AdminTeamsPage/>
+                        </Routes>
+                    </main>
+                    <SiteFooter/>
+                }
+            })}
+        </Transition>
     }
 }

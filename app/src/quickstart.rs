@@ -1,81 +1,154 @@
-//! The quickstart block: one request to Weir, shown for curl, Python and Node behind tabs.
-//!
-//! The tabs are the console's first interactive control, so end-to-end tests use them to
-//! prove that the page hydrated.
+//! Copy-ready snippets for calling Weir, filled in with this server's base URL and a key:
+//! curl, the OpenAI SDKs, the Anthropic SDK, Claude Code, Codex CLI and pi. The home page
+//! shows the first three behind tabs (its first interactive control, which end-to-end tests
+//! use to prove hydration); `/quickstart` shows them all.
 
 use leptos::prelude::*;
 
-/// Where the snippets send requests: the default listen address of `weir serve`.
-const BASE_URL: &str = "http://127.0.0.1:8080/v1";
-
-/// A client the quickstart shows a snippet for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Client {
-    Curl,
-    Python,
-    Node,
+/// One snippet: a stable slug, a label, the code.
+pub struct Snippet {
+    pub slug: &'static str,
+    pub label: &'static str,
+    pub note: &'static str,
+    pub code: String,
 }
 
-impl Client {
-    const ALL: [Client; 3] = [Client::Curl, Client::Python, Client::Node];
-
-    fn label(self) -> &'static str {
-        match self {
-            Client::Curl => "curl",
-            Client::Python => "Python",
-            Client::Node => "Node",
-        }
-    }
-
-    /// Stable id fragment for the tab's DOM id.
-    fn slug(self) -> &'static str {
-        match self {
-            Client::Curl => "curl",
-            Client::Python => "python",
-            Client::Node => "node",
-        }
-    }
-
-    fn snippet(self) -> String {
-        match self {
-            Client::Curl => format!(
-                r#"curl {BASE_URL}/chat/completions \
-  -H "Authorization: Bearer $WEIR_KEY" \
+/// Every snippet for `base` (no trailing slash, no `/v1`) and `key` (a key, or an expression
+/// like `$WEIR_KEY`).
+pub fn snippets(base: &str, key: &str) -> Vec<Snippet> {
+    let (py_key, node_key) = if key.starts_with('$') {
+        (
+            "os.environ[\"WEIR_KEY\"]".to_owned(),
+            "process.env.WEIR_KEY".to_owned(),
+        )
+    } else {
+        (format!("\"{key}\""), format!("\"{key}\""))
+    };
+    vec![
+        Snippet {
+            slug: "curl",
+            label: "curl",
+            note: "",
+            code: format!(
+                r#"curl {base}/v1/chat/completions \
+  -H "Authorization: Bearer {key}" \
   -H "Content-Type: application/json" \
   -d '{{"model": "demo/echo", "messages": [{{"role": "user", "content": "Hello, Weir"}}]}}'"#
             ),
-            Client::Python => format!(
+        },
+        Snippet {
+            slug: "python",
+            label: "Python",
+            note: "",
+            code: format!(
                 r#"# pip install openai
 import os
 from openai import OpenAI
 
-client = OpenAI(base_url="{BASE_URL}", api_key=os.environ["WEIR_KEY"])
+client = OpenAI(base_url="{base}/v1", api_key={py_key})
 reply = client.chat.completions.create(
     model="demo/echo",
     messages=[{{"role": "user", "content": "Hello, Weir"}}],
 )
 print(reply.choices[0].message.content)"#
             ),
-            Client::Node => format!(
+        },
+        Snippet {
+            slug: "node",
+            label: "Node",
+            note: "",
+            code: format!(
                 r#"// npm install openai
 import OpenAI from "openai";
 
-const client = new OpenAI({{ baseURL: "{BASE_URL}", apiKey: process.env.WEIR_KEY }});
+const client = new OpenAI({{ baseURL: "{base}/v1", apiKey: {node_key} }});
 const reply = await client.chat.completions.create({{
   model: "demo/echo",
   messages: [{{ role: "user", content: "Hello, Weir" }}],
 }});
 console.log(reply.choices[0].message.content);"#
             ),
-        }
-    }
+        },
+        Snippet {
+            slug: "anthropic",
+            label: "Anthropic SDK",
+            note: "Needs Weir's /v1/messages surface, which arrives with the next protocol release.",
+            code: format!(
+                r#"# pip install anthropic
+import os
+from anthropic import Anthropic
+
+client = Anthropic(base_url="{base}", api_key={py_key})
+msg = client.messages.create(
+    model="demo/claude-echo",
+    max_tokens=256,
+    messages=[{{"role": "user", "content": "Hello, Weir"}}],
+)
+print(msg.content[0].text)"#
+            ),
+        },
+        Snippet {
+            slug: "claude-code",
+            label: "Claude Code",
+            note: "Needs Weir's /v1/messages surface, which arrives with the next protocol release.",
+            code: format!(
+                r#"export ANTHROPIC_BASE_URL="{base}"
+export ANTHROPIC_AUTH_TOKEN="{key}"
+export ANTHROPIC_MODEL="anthropic/claude-sonnet-4-5"
+export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
+claude"#
+            ),
+        },
+        Snippet {
+            slug: "codex",
+            label: "Codex CLI",
+            note: "In ~/.codex/config.toml. Needs Weir's /v1/responses surface (next protocol release).",
+            code: format!(
+                r#"model = "openai/gpt-5.4-mini"
+model_provider = "weir"
+
+[model_providers.weir]
+name = "Weir"
+base_url = "{base}/v1"
+env_key = "WEIR_KEY"
+wire_api = "responses""#
+            ),
+        },
+        Snippet {
+            slug: "pi",
+            label: "pi",
+            note: "A provider entry for pi's ~/.pi/agent/models.json; the full model list is at /api/public/models.",
+            code: format!(
+                r#"{{
+  "providers": {{
+    "weir": {{
+      "baseUrl": "{base}/v1",
+      "api": "openai-completions",
+      "apiKey": "WEIR_KEY",
+      "models": [
+        {{ "id": "demo/echo", "name": "Weir demo echo", "contextWindow": 8192, "maxTokens": 1024 }}
+      ]
+    }}
+  }}
+}}"#
+            ),
+        },
+    ]
 }
 
 /// The quickstart card with its client tabs; the anchor `#quickstart` points here.
 #[component]
 pub fn Quickstart() -> impl IntoView {
-    let selected = RwSignal::new(Client::Curl);
-
+    let base = crate::components::viewer().base_url;
+    let all = snippets(&base, "$WEIR_KEY");
+    let tabs: Vec<(&'static str, &'static str, String)> = all
+        .into_iter()
+        .take(3)
+        .map(|s| (s.slug, s.label, s.code))
+        .collect();
+    let selected = RwSignal::new(0usize);
+    let codes: Vec<String> = tabs.iter().map(|t| t.2.clone()).collect();
+    let slugs: Vec<&'static str> = tabs.iter().map(|t| t.0).collect();
     view! {
         <div id="quickstart" class="card quickstart">
             <h2>"Quickstart"</h2>
@@ -86,20 +159,21 @@ pub fn Quickstart() -> impl IntoView {
             </p>
             <div class="code-tabs">
                 <div class="tab-list" role="tablist" aria-label="Client">
-                    {Client::ALL
-                        .into_iter()
-                        .map(|client| {
+                    {tabs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (slug, label, _))| {
                             view! {
                                 <button
                                     type="button"
                                     role="tab"
                                     class="tab"
-                                    id=format!("quickstart-tab-{}", client.slug())
+                                    id=format!("quickstart-tab-{slug}")
                                     aria-controls="quickstart-panel"
-                                    aria-selected=move || (selected.get() == client).to_string()
-                                    on:click=move |_| selected.set(client)
+                                    aria-selected=move || (selected.get() == i).to_string()
+                                    on:click=move |_| selected.set(i)
                                 >
-                                    {client.label()}
+                                    {*label}
                                 </button>
                             }
                         })
@@ -109,19 +183,16 @@ pub fn Quickstart() -> impl IntoView {
                     class="tab-panel"
                     role="tabpanel"
                     id="quickstart-panel"
-                    aria-labelledby=move || format!("quickstart-tab-{}", selected.get().slug())
+                    aria-labelledby=move || format!("quickstart-tab-{}", slugs.get(selected.get()).copied().unwrap_or("curl"))
                 >
                     <pre>
-                        <code>{move || selected.get().snippet()}</code>
+                        <code>{move || codes.get(selected.get()).cloned().unwrap_or_default()}</code>
                     </pre>
                 </div>
             </div>
             <p class="note">
-                "Any OpenAI-compatible client works the same way; replace the host with the "
-                "address your Weir listens on. Anthropic-format clients (Anthropic SDKs, Claude "
-                "Code) are next: Weir already translates to Anthropic upstreams, and the "
-                <code>"/v1/messages"</code>
-                " surface is on the way."
+                "Any OpenAI-compatible client works the same way. Sign up to get a key and the "
+                "snippets for the Anthropic SDK, Claude Code, Codex CLI and pi."
             </p>
         </div>
     }

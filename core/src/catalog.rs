@@ -85,6 +85,27 @@ pub struct Capabilities {
     pub json_schema: bool,
 }
 
+/// What a model accepts and produces (`text`, `image`, `audio`, `file`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Modalities {
+    #[serde(default)]
+    pub input: Vec<String>,
+    #[serde(default)]
+    pub output: Vec<String>,
+}
+
+impl Default for Modalities {
+    fn default() -> Self {
+        Modalities {
+            input: vec!["text".into()],
+            output: vec!["text".into()],
+        }
+    }
+}
+
+/// The column default of `model.modalities` (migration 0007), which the seed replaces.
+const DEFAULT_MODALITIES: &str = r#"{"input":["text"],"output":["text"]}"#;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
     pub id: String,
@@ -94,6 +115,7 @@ pub struct Model {
     pub context_window: u32,
     pub max_output_tokens: Option<u32>,
     pub capabilities: Capabilities,
+    pub modalities: Modalities,
     pub tariff: Option<Tariff>,
     pub created_at: i64,
 }
@@ -143,6 +165,8 @@ pub struct Snapshot {
     channels: HashMap<String, Vec<Arc<Channel>>>,
     /// Tariffs that apply to one model on one channel only.
     channel_tariffs: HashMap<(String, i64), Tariff>,
+    /// Provider id → display name.
+    provider_names: HashMap<String, String>,
     /// When the next scheduled tariff version takes effect (Unix ms): reload then.
     pub next_tariff_change: Option<i64>,
 }
@@ -233,6 +257,22 @@ impl Snapshot {
     pub fn model(&self, id: &str) -> Option<&Arc<Model>> {
         self.models.get(id)
     }
+
+    /// The display name of a provider (its id when unknown).
+    pub fn provider_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.provider_names.get(id).map_or(id, String::as_str)
+    }
+
+    /// Codenames with the model ids they stand for, in preference order, sorted by name.
+    pub fn codenames(&self) -> Vec<(&str, &[String])> {
+        let mut v: Vec<(&str, &[String])> = self
+            .codenames
+            .iter()
+            .map(|(k, ids)| (k.as_str(), ids.as_slice()))
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +333,7 @@ pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snaps
         ..Snapshot::default()
     };
     let rows = sqlx::query(
-        "SELECT id, provider_id, upstream_model, kind, context_window, max_output_tokens, capabilities, created_at \
+        "SELECT id, provider_id, upstream_model, kind, context_window, max_output_tokens, capabilities, modalities, created_at \
          FROM model WHERE enabled = 1",
     )
     .fetch_all(db.pool())
@@ -305,7 +345,9 @@ pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snaps
             _ => ModelKind::Chat,
         };
         let caps: String = r.try_get("capabilities")?;
+        let modalities: String = r.try_get("modalities")?;
         let model = Model {
+            modalities: serde_json::from_str(&modalities).unwrap_or_default(),
             provider_id: r.try_get("provider_id")?,
             upstream_model: r.try_get("upstream_model")?,
             kind,
@@ -356,6 +398,14 @@ pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snaps
             .entry(ch.provider_id.clone())
             .or_default()
             .push(Arc::new(ch));
+    }
+
+    for r in sqlx::query("SELECT id, name FROM provider")
+        .fetch_all(db.pool())
+        .await?
+    {
+        snap.provider_names
+            .insert(r.try_get("id")?, r.try_get("name")?);
     }
 
     for r in
@@ -590,6 +640,8 @@ struct SeedModel {
     price_per_mtok_usd: SeedPrices,
     #[serde(default)]
     capabilities: Capabilities,
+    #[serde(default)]
+    modalities: Modalities,
 }
 
 #[derive(Deserialize)]
@@ -688,6 +740,17 @@ pub async fn seed(
             Some(tariff),
         )
         .await?;
+        // Only a row still at the column default: an operator's edit survives a re-seed.
+        let modalities =
+            serde_json::to_string(&m.modalities).map_err(|e| CatalogError::Seed(e.to_string()))?;
+        if modalities != DEFAULT_MODALITIES {
+            sqlx::query("UPDATE model SET modalities = $1 WHERE id = $2 AND modalities = $3")
+                .bind(modalities)
+                .bind(&m.id)
+                .bind(DEFAULT_MODALITIES)
+                .execute(db.write_pool())
+                .await?;
+        }
     }
     for c in &file.codenames {
         ensure_codename(db, &c.codename, &c.description, &c.models).await?;

@@ -8,6 +8,7 @@ pub mod testing;
 pub mod writer;
 
 pub use db::{Backend, Db, DbError, PoolSettings};
+pub mod account;
 pub mod auth;
 pub mod billing;
 pub mod catalog;

@@ -30,6 +30,13 @@ pub struct Config {
     pub billing: crate::gateway::BillingPolicy,
     /// Upstream deadlines (`WEIR_UPSTREAM_FIRST_BYTE_SECS`, `WEIR_UPSTREAM_IDLE_SECS`).
     pub timeouts: crate::upstream::Timeouts,
+    /// The base URL people reach this server at, without a trailing slash (`WEIR_PUBLIC_URL`;
+    /// default `http://<listen address>`). Cookies are `Secure` when it is `https://`, and
+    /// the console's CSRF check compares request origins with it.
+    pub public_url: String,
+    /// The account that becomes the operator when it signs up (`WEIR_ADMIN_EMAIL`); without
+    /// it, the first account on a fresh instance.
+    pub admin_email: Option<String>,
 }
 
 /// A secret that never prints itself.
@@ -57,6 +64,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     secret: Option<String>,
     site_root: Option<PathBuf>,
+    public_url: Option<String>,
+    admin_email: Option<String>,
     db_max_connections: Option<u32>,
     max_reservation: Option<String>,
     reservation_ttl_secs: Option<u64>,
@@ -136,7 +145,21 @@ impl Config {
             Some(_) => anyhow::bail!("WEIR_SECRET must be at least 32 characters"),
             None => load_or_create_secret(&data_dir)?,
         };
+        let public_url = var("WEIR_PUBLIC_URL")
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        anyhow::ensure!(
+            public_url.starts_with("http://") || public_url.starts_with("https://"),
+            "WEIR_PUBLIC_URL must start with http:// or https://"
+        );
+        let admin_email = var("WEIR_ADMIN_EMAIL")
+            .or(file.admin_email)
+            .map(|e| e.trim().to_owned());
         Ok(Config {
+            public_url,
+            admin_email,
             listen,
             database_url,
             data_dir,

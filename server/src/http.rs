@@ -20,6 +20,7 @@ use axum::{
 };
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use weir_app::ssr::{ConsoleState, LoginLimiter};
 use weir_core::Db;
 
 use crate::gateway::Gateway;
@@ -32,6 +33,9 @@ pub struct AppState {
     pub db: Db,
     pub leptos: LeptosOptions,
     pub gateway: Arc<Gateway>,
+    pub console: ConsoleState,
+    /// `Secure` session cookies (the public URL is https).
+    secure_cookies: bool,
     draining: Arc<AtomicBool>,
 }
 
@@ -54,7 +58,18 @@ impl AppState {
             .site_addr(config.listen)
             .env(env)
             .build();
+        let catalog_gw = gateway.clone();
+        let console = ConsoleState {
+            db: db.clone(),
+            verifier: gateway.verifier.clone(),
+            catalog: Arc::new(move || catalog_gw.catalog.current()),
+            public_url: config.public_url.clone(),
+            admin_email: config.admin_email.clone(),
+            limiter: Arc::new(LoginLimiter::default()),
+        };
         AppState {
+            secure_cookies: config.public_url.starts_with("https://"),
+            console,
             db,
             leptos,
             gateway,
@@ -63,20 +78,49 @@ impl AppState {
     }
 }
 
-/// Builds the whole router: health, gateway and console.
+/// Builds the whole router: health, gateway and console. Only the console's routes pass
+/// through the session layer and its guard; the gateway's `/v1` path never touches them.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(weir_app::App);
     let leptos = state.leptos.clone();
     let api = crate::gateway::routes().with_state(state.gateway.clone());
+    let console_state = state.console.clone();
+    let context = move || leptos::prelude::provide_context(console_state.clone());
+    let guard = crate::console::GuardConfig {
+        db: state.db.clone(),
+        origin: crate::console::guard::origin_of(&state.console.public_url),
+    };
+    let fallback_state = state.console.clone();
+    let console = Router::new()
+        .route(
+            "/api/public/models",
+            get(crate::console::public_models).with_state(state.gateway.clone()),
+        )
+        .leptos_routes_with_context(&state, routes, context, move || {
+            weir_app::shell(leptos.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
+            move || leptos::prelude::provide_context(fallback_state.clone()),
+            weir_app::shell,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::console::guard,
+        ))
+        .layer(crate::console::session_layer(
+            state.db.clone(),
+            state.secure_cookies,
+        ))
+        .with_state(state.clone());
     Router::new()
         .nest("/v1", api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .leptos_routes(&state, routes, move || weir_app::shell(leptos.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            weir_app::shell,
-        ))
         .with_state(state)
+        .merge(console)
 }
 
 /// Alive: the process answers.
@@ -121,7 +165,8 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
 
     let draining = state.draining.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         draining.store(true, Ordering::Relaxed);
         let _ = stop_tx.send(true);

@@ -3,6 +3,7 @@
 
 pub mod canonical;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod gateway;

@@ -109,6 +109,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         verifier.spawn_epoch_watcher(),
         gateway::spawn_catalog_watcher(gateway.clone()),
         gateway::spawn_reaper(gateway.clone()),
+        crate::console::spawn_session_sweeper(db.clone()),
     ];
     let state = AppState::new(db, gateway.clone(), config);
     Ok(Prepared {

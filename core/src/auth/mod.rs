@@ -7,7 +7,8 @@ mod verifier;
 
 pub use key::{Env, KeyError, NewKey, ParsedKey};
 pub use verifier::{
-    create_key, revoke_key, Caller, KeyAdminError, KeyVerifier, VerifyError, CACHE_TTL, EPOCH_POLL,
+    create_key, create_team_key, list_team_keys, revoke_key, revoke_team_key, Caller,
+    KeyAdminError, KeyRow, KeyVerifier, VerifyError, CACHE_TTL, EPOCH_POLL,
 };
 
 use sqlx::{Any, Transaction};

@@ -64,6 +64,8 @@ pub enum VerifyError {
 struct Entry {
     caller: Caller,
     team_active: bool,
+    /// The key's expiry (Unix ms), checked on every use of the entry.
+    expires_at: Option<i64>,
     at: Instant,
     /// SHA-256 of the stored Argon2 hash the secret was verified against.
     hash: [u8; 32],
@@ -164,6 +166,10 @@ impl KeyVerifier {
         let mut first = None;
         match self.0.cache.get_value_or_guard_async(&ck).await {
             Ok(e) => {
+                if e.expires_at.is_some_and(|t| now_ms() >= t) {
+                    self.0.cache.remove(&ck);
+                    return Err(VerifyError::Invalid);
+                }
                 if e.generation == generation && e.at.elapsed() < self.0.ttl {
                     return if e.team_active {
                         Ok(e.caller)
@@ -184,7 +190,7 @@ impl KeyVerifier {
             Err(VerifyError::Invalid)
         };
         let row = sqlx::query(
-            "SELECT k.id, k.team_id, k.env, k.secret_hash, k.revoked_at, t.active \
+            "SELECT k.id, k.team_id, k.env, k.secret_hash, k.revoked_at, k.expires_at, t.active \
              FROM api_key k JOIN team t ON t.id = k.team_id WHERE k.key_id = $1",
         )
         .bind(parsed.key_id)
@@ -197,7 +203,11 @@ impl KeyVerifier {
         };
         let stored_env: String = row.try_get("env").map_err(DbError::from)?;
         let revoked: Option<i64> = row.try_get("revoked_at").map_err(DbError::from)?;
-        if revoked.is_some() || stored_env != parsed.env.as_str() {
+        let expires_at: Option<i64> = row.try_get("expires_at").map_err(DbError::from)?;
+        if revoked.is_some()
+            || stored_env != parsed.env.as_str()
+            || expires_at.is_some_and(|t| now_ms() >= t)
+        {
             return refuse(&first);
         }
         let hash: String = row.try_get("secret_hash").map_err(DbError::from)?;
@@ -217,6 +227,7 @@ impl KeyVerifier {
         let entry = Entry {
             caller: caller.clone(),
             team_active,
+            expires_at,
             at: Instant::now(),
             hash: hash_digest,
             generation,
@@ -280,7 +291,7 @@ impl From<sqlx::Error> for KeyAdminError {
     }
 }
 
-/// Creates a key for a team; the returned full key is the only copy of the secret.
+/// Creates a key for a team by name (`weir key create`); see [`create_team_key`].
 pub async fn create_key(
     db: &Db,
     team_name: &str,
@@ -288,6 +299,20 @@ pub async fn create_key(
     name: &str,
 ) -> Result<NewKey, KeyAdminError> {
     let team = team::get_by_name(db, team_name).await?;
+    create_team_key(db, team.id, env, name, None, None).await
+}
+
+/// Creates a key for a team, optionally expiring (Unix ms) and recorded as made by a console
+/// user. The returned full key is the only copy of the secret: the row keeps an Argon2id hash
+/// of the secret and the key's last four characters.
+pub async fn create_team_key(
+    db: &Db,
+    team_id: i64,
+    env: Env,
+    name: &str,
+    expires_at: Option<i64>,
+    created_by: Option<i64>,
+) -> Result<NewKey, KeyAdminError> {
     let key = NewKey::generate(env);
     let secret = key.secret.clone();
     let hash = tokio::task::spawn_blocking(move || {
@@ -299,18 +324,121 @@ pub async fn create_key(
     .await
     .map_err(|e| KeyAdminError::Hash(e.to_string()))?
     .map_err(|e| KeyAdminError::Hash(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO api_key (key_id, team_id, env, name, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    let last4 = &key.full[key.full.len() - 4..];
+    let res = sqlx::query(
+        "INSERT INTO api_key (key_id, team_id, env, name, secret_hash, created_at, last4, expires_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&key.key_id)
-    .bind(team.id)
+    .bind(team_id)
     .bind(env.as_str())
     .bind(name)
     .bind(hash)
     .bind(now_ms())
+    .bind(last4)
+    .bind(expires_at)
+    .bind(created_by)
     .execute(db.write_pool())
+    .await;
+    match res {
+        Ok(_) => Ok(key),
+        // The team's foreign key (PostgreSQL; SQLite does not enforce them here).
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(KeyAdminError::Team(
+            TeamError::NotFound(team_id.to_string()),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A key as the console lists it (never its secret or hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRow {
+    pub id: i64,
+    pub key_id: String,
+    pub name: String,
+    pub env: Env,
+    /// `weir_<env>_<key id>`.
+    pub prefix: String,
+    pub last4: String,
+    pub created_by: Option<i64>,
+    pub created_by_email: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// The team's keys, newest first.
+pub async fn list_team_keys(db: &Db, team_id: i64) -> Result<Vec<KeyRow>, DbError> {
+    let rows = sqlx::query(
+        "SELECT k.id, k.key_id, k.name, k.env, k.last4, k.created_by, u.email, k.created_at, \
+         k.last_used_at, k.expires_at, k.revoked_at \
+         FROM api_key k LEFT JOIN app_user u ON u.id = k.created_by \
+         WHERE k.team_id = $1 ORDER BY k.id DESC",
+    )
+    .bind(team_id)
+    .fetch_all(db.pool())
     .await?;
-    Ok(key)
+    let out = rows
+        .iter()
+        .map(|r| {
+            let env: String = r.try_get("env")?;
+            let env: Env = env
+                .parse()
+                .map_err(|_| sqlx::Error::Decode(format!("bad env {env:?}").into()))?;
+            let key_id: String = r.try_get("key_id")?;
+            Ok(KeyRow {
+                id: r.try_get("id")?,
+                prefix: format!("weir_{env}_{key_id}"),
+                key_id,
+                name: r.try_get("name")?,
+                env,
+                last4: r.try_get("last4")?,
+                created_by: r.try_get("created_by")?,
+                created_by_email: r.try_get("email")?,
+                created_at: r.try_get("created_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+                expires_at: r.try_get("expires_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(out)
+}
+
+/// Revokes a key of the team by its row id (and bumps the auth epoch, in one transaction).
+/// With `only_creator`, only a key that user created (a member revoking their own key).
+/// [`KeyAdminError::NotFound`] when no such live key exists in the team.
+pub async fn revoke_team_key(
+    db: &Db,
+    team_id: i64,
+    key_row_id: i64,
+    only_creator: Option<i64>,
+) -> Result<(), KeyAdminError> {
+    let mut tx = db.begin_write().await?;
+    const ANY_KEY: &str =
+        "UPDATE api_key SET revoked_at = $1 WHERE id = $2 AND team_id = $3 AND revoked_at IS NULL";
+    const OWN_KEY: &str = "UPDATE api_key SET revoked_at = $1 WHERE id = $2 AND team_id = $3 \
+                           AND revoked_at IS NULL AND created_by = $4";
+    let q = sqlx::query(if only_creator.is_some() {
+        OWN_KEY
+    } else {
+        ANY_KEY
+    })
+    .bind(now_ms())
+    .bind(key_row_id)
+    .bind(team_id);
+    let q = match only_creator {
+        Some(uid) => q.bind(uid),
+        None => q,
+    };
+    let done = q.execute(&mut *tx).await?.rows_affected();
+    if done == 0 {
+        return Err(KeyAdminError::NotFound(key_row_id.to_string()));
+    }
+    super::bump_epoch(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Revokes a key by its key id and bumps the auth epoch, in one transaction.

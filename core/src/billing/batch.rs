@@ -379,21 +379,26 @@ pub(super) async fn apply(
     for ((team, _), r) in teams.iter().zip(&refs) {
         team_of_ref.insert(r.as_str(), **team);
     }
-    let keyed: Vec<(&String, &String)> = refs.iter().zip(&memos).collect();
+    let keyed: Vec<(&String, &String, i64)> = refs
+        .iter()
+        .zip(&memos)
+        .zip(&teams)
+        .map(|((r, m), (team, _))| (r, m, **team))
+        .collect();
     static TXN_SQL: SqlByRows = SqlByRows::new();
     for chunk in chunked(&keyed) {
         let sql = TXN_SQL.get(chunk.len(), |rows| {
             let mut sql = String::from(
-                "INSERT INTO ledger_txn (kind, created_at, external_ref, memo) VALUES ",
+                "INSERT INTO ledger_txn (kind, created_at, external_ref, memo, team_id) VALUES ",
             );
-            tuples(&mut sql, rows, 2, 2, "'usage', $1");
+            tuples(&mut sql, rows, 3, 2, "'usage', $1");
             sql.push_str(" RETURNING id, external_ref");
             sql
         });
-        let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * 2);
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(1 + chunk.len() * 3);
         args.push(now.into());
-        for (r, memo) in chunk {
-            args.extend([Arg::from(*r), Arg::from(*memo)]);
+        for (r, memo, team) in chunk {
+            args.extend([Arg::from(*r), Arg::from(*memo), Arg::from(*team)]);
         }
         let rows = match tx.fetch(&sql, &args).await {
             Ok(rows) => rows,

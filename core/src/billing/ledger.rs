@@ -75,6 +75,18 @@ pub async fn post(
     memo: Option<&str>,
     entries: &[Entry],
 ) -> Result<LedgerTxnId, BillingError> {
+    post_by(tx, kind, external_ref, memo, None, entries).await
+}
+
+/// [`post`], recording who did it (`actor`, e.g. `user:<id>` or `cli`).
+pub async fn post_by(
+    tx: &mut Transaction<'static, Any>,
+    kind: &str,
+    external_ref: &str,
+    memo: Option<&str>,
+    actor: Option<&str>,
+    entries: &[Entry],
+) -> Result<LedgerTxnId, BillingError> {
     let sum: i128 = entries.iter().map(|e| i128::from(e.amount.0)).sum();
     if sum != 0 {
         return Err(BillingError::Unbalanced(sum));
@@ -85,13 +97,25 @@ pub async fn post(
         deltas.entry(e.account).or_default().0 += i128::from(e.amount.0);
     }
     let now = now_ms();
+    // The team whose statement lists the transaction: its one team account, if it has one.
+    let mut teams = deltas.keys().filter_map(|a| match a {
+        AccountRef::Team(t) => Some(*t),
+        AccountRef::System(_) => None,
+    });
+    let team_id = match (teams.next(), teams.next()) {
+        (Some(t), None) => Some(t),
+        _ => None,
+    };
     let txn_id: i64 = match sqlx::query_scalar(
-        "INSERT INTO ledger_txn (kind, external_ref, memo, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO ledger_txn (kind, external_ref, memo, created_at, team_id, actor) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(kind)
     .bind(external_ref)
     .bind(memo)
     .bind(now)
+    .bind(team_id)
+    .bind(actor)
     .fetch_one(&mut **tx)
     .await
     {
@@ -226,6 +250,18 @@ pub async fn credit(
     reason: &str,
     external_ref: Option<&str>,
 ) -> Result<LedgerTxnId, BillingError> {
+    credit_by(db, team_id, amount, reason, external_ref, "cli").await
+}
+
+/// [`credit`], recording who made the adjustment (`user:<id>` from the console, `cli`).
+pub async fn credit_by(
+    db: &Db,
+    team_id: i64,
+    amount: Micros,
+    reason: &str,
+    external_ref: Option<&str>,
+    actor: &str,
+) -> Result<LedgerTxnId, BillingError> {
     if amount.0 == 0 {
         return Err(BillingError::InvalidAmount("a credit cannot be zero"));
     }
@@ -242,11 +278,12 @@ pub async fn credit(
     };
     let mut tx = db.begin_write().await?;
     ensure_team_account_tx(&mut tx, team_id).await?;
-    let id = post(
+    let id = post_by(
         &mut tx,
         "adjustment",
         &external_ref,
         Some(reason),
+        Some(actor),
         &[
             Entry {
                 account: AccountRef::Team(team_id),
@@ -276,4 +313,58 @@ pub async fn balance(db: &Db, team_id: i64) -> Result<(Micros, Micros), BillingE
         Some(r) => Ok((Micros(r.try_get("balance")?), Micros(r.try_get("held")?))),
         None => Ok((Micros::ZERO, Micros::ZERO)),
     }
+}
+
+/// One transaction of a team's statement: what it did to the team's balance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub id: i64,
+    /// `usage`, `adjustment`, `topup`...
+    pub kind: String,
+    pub memo: Option<String>,
+    /// The change to the team's balance (negative for usage).
+    pub amount: Micros,
+    pub created_at: i64,
+    pub actor: Option<String>,
+}
+
+/// The team's ledger transactions, newest first, `limit` at a time: those with an id below
+/// `before` (keyset). Returns the page and the `before` of the next page, if any.
+pub async fn team_ledger(
+    db: &Db,
+    team_id: i64,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<(Vec<LedgerRow>, Option<i64>), BillingError> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.kind, t.memo, t.created_at, t.actor, \
+         (SELECT CAST(SUM(e.amount) AS BIGINT) FROM ledger_entry e JOIN account a ON a.id = e.account_id \
+          WHERE e.txn_id = t.id AND a.team_id = $1) AS amount \
+         FROM ledger_txn t WHERE t.team_id = $1 AND t.id < $2 ORDER BY t.id DESC LIMIT $3",
+    )
+    .bind(team_id)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db.pool())
+    .await?;
+    let mut out = rows
+        .iter()
+        .map(|r| {
+            Ok(LedgerRow {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                memo: r.try_get("memo")?,
+                amount: Micros(r.try_get::<Option<i64>, _>("amount")?.unwrap_or(0)),
+                created_at: r.try_get("created_at")?,
+                actor: r.try_get("actor")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let next = if out.len() > limit as usize {
+        out.truncate(limit as usize);
+        out.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok((out, next))
 }

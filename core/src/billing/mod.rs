@@ -97,7 +97,8 @@ pub use check::{check, Drift};
 pub use committer::{Committer, MAX_BATCH, SETTLE_WINDOW};
 pub(crate) use ledger::ensure_team_account_tx;
 pub use ledger::{
-    balance, credit, ensure_team_account, post, AccountRef, Entry, LedgerTxnId, SystemAccount,
+    balance, credit, credit_by, ensure_team_account, post, post_by, team_ledger, AccountRef, Entry,
+    LedgerRow, LedgerTxnId, SystemAccount,
 };
 pub use pricing::{price, worst_case, Charge, Usage};
 pub use reaper::{reap, ReapReport};

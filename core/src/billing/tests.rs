@@ -1484,7 +1484,29 @@ async fn migration_0004_keeps_every_reservation_and_the_books() {
         .unwrap();
 
     // The old schema's rows, as the old code wrote them.
-    let team_id = new_team(db, 1_000_000).await;
+    let team_id: i64 = sqlx::query_scalar(
+        "INSERT INTO team (name, active, created_at) VALUES ('old', 1, 0) RETURNING id",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO account (team_id, kind, balance, held, updated_at) VALUES ($1, 'team_balance', 0, 0, 0)",
+    )
+    .bind(team_id)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    post_the_old_way(
+        db,
+        "adjustment",
+        "manual:old",
+        &[
+            (Some(team_id), "team_balance", 1_000_000),
+            (None, "manual_adjustment", -1_000_000),
+        ],
+    )
+    .await;
     let exec = |sql: &'static str| {
         let db = db.clone();
         async move {
@@ -1590,29 +1612,65 @@ async fn migration_0004_keeps_every_reservation_and_the_books() {
 
 /// The `usage:paid` transaction the pre-0004 code posted for the `paid` reservation above.
 async fn post_usage_the_old_way(db: &Db, team_id: i64) {
-    let mut tx = db.begin_write().await.unwrap();
-    post(
-        &mut tx,
+    post_the_old_way(
+        db,
         "usage",
         "usage:paid",
-        Some("test/model"),
         &[
-            Entry {
-                account: AccountRef::Team(team_id),
-                amount: Micros(-300),
-            },
-            Entry {
-                account: AccountRef::System(SystemAccount::UpstreamCost),
-                amount: Micros(250),
-            },
-            Entry {
-                account: AccountRef::System(SystemAccount::RevenueMarkup),
-                amount: Micros(50),
-            },
+            (Some(team_id), "team_balance", -300),
+            (None, "upstream_cost", 250),
+            (None, "revenue_markup", 50),
         ],
     )
+    .await;
+}
+
+/// A ledger transaction in the columns the pre-0006 schema had: `(team, account kind, amount)`
+/// entries, with the cached balances updated.
+async fn post_the_old_way(
+    db: &Db,
+    kind: &str,
+    external_ref: &str,
+    entries: &[(Option<i64>, &str, i64)],
+) {
+    let mut tx = db.begin_write().await.unwrap();
+    let txn: i64 = sqlx::query_scalar(
+        "INSERT INTO ledger_txn (kind, external_ref, memo, created_at) VALUES ($1, $2, NULL, 0) RETURNING id",
+    )
+    .bind(kind)
+    .bind(external_ref)
+    .fetch_one(&mut *tx)
     .await
     .unwrap();
+    for (team, account_kind, amount) in entries {
+        let account: i64 = match team {
+            Some(t) => sqlx::query_scalar("SELECT id FROM account WHERE team_id = $1")
+                .bind(*t)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap(),
+            None => {
+                sqlx::query_scalar("SELECT id FROM account WHERE kind = $1 AND team_id IS NULL")
+                    .bind(*account_kind)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap()
+            }
+        };
+        sqlx::query("INSERT INTO ledger_entry (txn_id, account_id, amount) VALUES ($1, $2, $3)")
+            .bind(txn)
+            .bind(account)
+            .bind(*amount)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE account SET balance = balance + $1 WHERE id = $2")
+            .bind(*amount)
+            .bind(account)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
     tx.commit().await.unwrap();
 }
 

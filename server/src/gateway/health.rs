@@ -116,6 +116,7 @@ mod tests {
                 context_window: 1,
                 max_output_tokens: None,
                 capabilities: Capabilities::default(),
+                modalities: Default::default(),
                 tariff: None,
                 created_at: 0,
             }),

@@ -1,9 +1,19 @@
 //! Metering: the request log row written once per gateway request (its usage, outcome and
-//! timings), inserted in batches off the hot path.
+//! timings), inserted in batches off the hot path; and reading it back for the console
+//! (usage history, totals, CSV export, the dashboard).
+
+mod export;
+mod usage;
+
+pub use export::csv_stream;
+pub use usage::{
+    admin_teams, dashboard, list_requests, totals, AdminTeamRow, Cursor, Dashboard, StatusFilter,
+    Totals, UsageFilter, UsageRow, UsageTotals,
+};
 
 use crate::{
     db::{Db, DbError},
-    writer::{Arg, SqlByRows, WriteTx, Writer},
+    writer::{Arg, Sql, SqlByRows, WriteTx, Writer},
 };
 
 /// Where a request's token counts came from.
@@ -126,6 +136,40 @@ pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<
             ]);
         }
         tx.execute(&sql, &args).await?;
+    }
+    touch_keys(tx, rows).await
+}
+
+/// How stale `api_key.last_used_at` may get: a key's row is written at most once per this.
+pub const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+/// Moves `api_key.last_used_at` forward for the keys of `rows`, but only for keys whose value
+/// is more than [`LAST_USED_RESOLUTION_MS`] old, so a busy key's row is written once a minute,
+/// not once per batch.
+async fn touch_keys(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<(), DbError> {
+    let mut latest: Vec<(i64, i64)> = Vec::new();
+    for r in rows {
+        match latest.iter_mut().find(|(k, _)| *k == r.api_key_id) {
+            Some((_, t)) => *t = (*t).max(r.created_at),
+            None => latest.push((r.api_key_id, r.created_at)),
+        }
+    }
+    static SQL: std::sync::LazyLock<Sql> = std::sync::LazyLock::new(|| {
+        Sql::new(
+            "UPDATE api_key SET last_used_at = $1 WHERE id = $2 \
+             AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+    });
+    for (key, at) in latest {
+        tx.execute(
+            &SQL,
+            &[
+                at.into(),
+                key.into(),
+                at.saturating_sub(LAST_USED_RESOLUTION_MS).into(),
+            ],
+        )
+        .await?;
     }
     Ok(())
 }

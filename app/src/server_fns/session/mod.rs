@@ -1,0 +1,5 @@
+//! Who is looking at the page.
+
+mod viewer;
+
+pub use viewer::*;
