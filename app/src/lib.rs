@@ -17,7 +17,7 @@ pub mod ssr;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::{
-    components::{Route, Router, Routes},
+    components::{Outlet, ParentRoute, Route, Router, Routes},
     hooks::use_location,
     path,
 };
@@ -67,24 +67,53 @@ pub const PRIVATE_PATHS: [&str; 10] = [
     "/admin/teams",
 ];
 
-/// The console: the frame around the routed pages. Unknown paths render [`NotFoundPage`].
+/// The console: every page inside the frame. Unknown paths render [`NotFoundPage`] in it.
+///
+/// The routes sit directly under the router (not inside the frame's `Transition`), so that
+/// `generate_route_list` sees every path and the server answers each with its own handler.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
         <Stylesheet id="leptos" href="/pkg/weir.css"/>
         <Router>
-            <Frame/>
+            <Routes fallback=|| view! { <Frame><NotFoundPage/></Frame> }>
+                <ParentRoute path=path!("") view=Framed>
+                    <Route path=path!("") view=HomePage/>
+                    <Route path=path!("/pricing") view=PricingPage/>
+                    <Route path=path!("/signup") view=SignUpPage/>
+                    <Route path=path!("/login") view=LogInPage/>
+                    <Route path=path!("/logout") view=LogOutPage/>
+                    <Route path=path!("/invite/:token") view=InvitePage/>
+                    <Route path=path!("/dashboard") view=DashboardPage/>
+                    <Route path=path!("/keys") view=KeysPage/>
+                    <Route path=path!("/usage") view=UsagePage/>
+                    <Route path=path!("/billing") view=BillingPage/>
+                    <Route path=path!("/members") view=MembersPage/>
+                    <Route path=path!("/models") view=ModelsPage/>
+                    <Route path=path!("/quickstart") view=QuickstartPage/>
+                    <Route path=path!("/settings") view=SettingsPage/>
+                    <Route path=path!("/admin") view=AdminPage/>
+                    <Route path=path!("/admin/teams") view=AdminTeamsPage/>
+                </ParentRoute>
+            </Routes>
         </Router>
     }
+}
+
+/// The matched page inside the frame.
+#[component]
+fn Framed() -> impl IntoView {
+    view! { <Frame><Outlet/></Frame> }
 }
 
 /// Header, page and footer, for the viewer of the current path (read again on every
 /// navigation, so signing in or out shows at once).
 #[component]
-fn Frame() -> impl IntoView {
+fn Frame(children: ChildrenFn) -> impl IntoView {
     let location = use_location();
     let who = Resource::new(move || location.pathname.get(), get_viewer);
+    let children = StoredValue::new(children);
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -93,26 +122,7 @@ fn Frame() -> impl IntoView {
                 provide_context(v);
                 view! {
                     <SiteHeader/>
-                    <main id="main" class="site-main">
-                        <Routes fallback=|| view! { <NotFoundPage/> }>
-                            <Route path=path!("") view=HomePage/>
-                            <Route path=path!("/pricing") view=PricingPage/>
-                            <Route path=path!("/signup") view=SignUpPage/>
-                            <Route path=path!("/login") view=LogInPage/>
-                            <Route path=path!("/logout") view=LogOutPage/>
-                            <Route path=path!("/invite/:token") view=InvitePage/>
-                            <Route path=path!("/dashboard") view=DashboardPage/>
-                            <Route path=path!("/keys") view=KeysPage/>
-                            <Route path=path!("/usage") view=UsagePage/>
-                            <Route path=path!("/billing") view=BillingPage/>
-                            <Route path=path!("/members") view=MembersPage/>
-                            <Route path=path!("/models") view=ModelsPage/>
-                            <Route path=path!("/quickstart") view=QuickstartPage/>
-                            <Route path=path!("/settings") view=SettingsPage/>
-                            <Route path=path!("/admin") view=AdminPage/>
-                            <Route path=path!("/admin/teams") view=AdminTeamsPage/>
-                        </Routes>
-                    </main>
+                    <main id="main" class="site-main">{children.read_value()()}</main>
                     <SiteFooter/>
                 }
             })}
