@@ -32,10 +32,9 @@ test('home page renders what Weir is', async ({ page }) => {
   await expect(nav.getByRole('link', { name: 'Pricing' })).toBeVisible();
   await expect(nav.getByRole('link', { name: 'Docs' })).toHaveAttribute('href', '/#quickstart');
 
-  // Sign-in is a placeholder: no href, visibly marked as coming soon.
-  const signIn = page.locator('header .sign-in');
-  await expect(signIn).toContainText('Coming soon');
-  await expect(signIn).not.toHaveAttribute('href');
+  // Signed out, the header offers log-in and sign-up.
+  await expect(page.locator('header').getByRole('link', { name: 'Log in' })).toHaveAttribute('href', '/login');
+  await expect(page.locator('header').getByRole('link', { name: 'Sign up' })).toHaveAttribute('href', '/signup');
 
   await page.screenshot({ path: path.join(SCREENSHOTS, 'home.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
@@ -69,20 +68,23 @@ test('quickstart tabs switch after hydration', async ({ page }) => {
   expect(errors).toEqual([]);
 });
 
-test('pricing page shows the example table', async ({ page }) => {
+test('pricing page lists the seeded catalog with prices', async ({ page }) => {
   const errors = trackPageErrors(page);
   const response = await page.goto('/pricing');
   expect(response?.status()).toBe(200);
 
   await expect(page).toHaveTitle('Pricing · Weir');
-  await expect(page.getByRole('note')).toContainText('live model catalog comes later');
-
-  const table = page.getByRole('table');
-  for (const column of ['Model', 'Provider', 'Context', 'Input $/1M', 'Output $/1M']) {
-    await expect(table.getByRole('columnheader', { name: column })).toBeVisible();
+  const table = page.locator('table.price-table');
+  for (const column of ['Model', 'Provider', 'Context', 'Input', 'Output']) {
+    await expect(table.getByRole('columnheader', { name: column, exact: true })).toBeVisible();
   }
-  await expect(table.getByRole('rowheader', { name: /demo\/echo/ })).toContainText('Example');
-  expect(await table.locator('tbody tr').count()).toBeGreaterThan(1);
+  await expect(table.locator('tr[data-model="demo/echo"]')).toBeVisible();
+  expect(await table.locator('tbody tr').count()).toBeGreaterThan(20);
+
+  // The filters are a plain GET form: the query string is the state.
+  await page.goto('/pricing?provider=demo');
+  await expect(table.locator('tr[data-model="demo/echo"]')).toBeVisible();
+  await expect(table.locator('tr[data-model^="openai/"]')).toHaveCount(0);
 
   await page.screenshot({ path: path.join(SCREENSHOTS, 'pricing.png'), fullPage: true });
   expect(errors).toEqual([]);

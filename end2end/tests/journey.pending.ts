@@ -1,0 +1,168 @@
+import { test, expect, type Page } from '@playwright/test';
+import path from 'node:path';
+
+const SCREENSHOTS = path.join(__dirname, '..', 'screenshots');
+const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
+
+function uniqueEmail(who: string): string {
+  return `${who}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+}
+
+async function signUp(page: Page, email: string, next = '') {
+  await page.goto(next ? `/signup?next=${encodeURIComponent(next)}` : '/signup');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Sign up' }).click();
+}
+
+async function chat(key: string): Promise<number> {
+  const r = await fetch(`${BASE}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'demo/echo', messages: [{ role: 'user', content: 'hello from the console test' }] }),
+  });
+  await r.text();
+  return r.status;
+}
+
+test('a private page redirects to log-in and comes back after it', async ({ page, request }) => {
+  const r = await request.get('/keys', { maxRedirects: 0 });
+  expect(r.status()).toBe(303);
+  expect(r.headers()['location']).toBe('/login?next=/keys');
+
+  const email = uniqueEmail('returner');
+  await signUp(page, email);
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page).toHaveURL(/\/$|\/login/);
+
+  await page.goto('/keys');
+  await expect(page).toHaveURL(/\/login\?next=\/keys$/);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/keys$/);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('API keys');
+});
+
+test('wrong password and unknown email get the same answer', async ({ page }) => {
+  const email = uniqueEmail('victim');
+  await signUp(page, email);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  for (const who of [email, uniqueEmail('nobody')]) {
+    await page.goto('/login');
+    await page.getByLabel('Email').fill(who);
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect(page.getByText('Wrong email or password.')).toBeVisible();
+  }
+});
+
+test('sign up, create a key, call the API with it, see the usage, revoke it', async ({ page }) => {
+  await signUp(page, uniqueEmail('owner'));
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard.png'), fullPage: true });
+
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'API keys' }).click();
+  await expect(page).toHaveURL(/\/keys$/);
+  await page.getByLabel('Name').fill('e2e key');
+  await page.getByLabel('Environment').selectOption('staging');
+  await page.getByRole('button', { name: 'Create key' }).click();
+
+  const secret = page.getByTestId('new-key-secret');
+  await expect(secret).toBeVisible();
+  const key = (await secret.textContent())!.trim();
+  expect(key).toMatch(/^weir_staging_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}$/);
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'key-created.png') });
+  await page.getByRole('link', { name: 'Done' }).click();
+  await expect(secret).toHaveCount(0);
+
+  // Shown once: a reload lists the key by prefix and last four only.
+  await page.reload();
+  await expect(page.getByTestId('new-key-secret')).toHaveCount(0);
+  const row = page.locator('tr', { has: page.getByRole('rowheader', { name: 'e2e key' }) });
+  await expect(row).toContainText(`…${key.slice(-4)}`);
+  expect(await page.content()).not.toContain(key);
+
+  // A new team has no balance: the gateway answers 402 and logs the request.
+  expect(await chat(key)).toBe(402);
+
+  await page.goto('/usage');
+  await expect(page.getByTestId('total-requests')).toHaveText('1');
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'usage.png'), fullPage: true });
+
+  await page.goto('/keys');
+  await page.getByRole('button', { name: 'Revoke e2e key' }).click();
+  await expect(row).toContainText('revoked');
+  expect(await chat(key)).toBe(401);
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'keys.png'), fullPage: true });
+});
+
+test('every console page renders for a signed-in owner, on desktop and phone', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await signUp(page, uniqueEmail('tourist'));
+  await expect(page).toHaveURL(/\/dashboard$/);
+  for (const [p, heading] of [
+    ['/dashboard', 'Dashboard'],
+    ['/keys', 'API keys'],
+    ['/usage', 'Usage'],
+    ['/billing', 'Billing'],
+    ['/members', 'Members'],
+    ['/models', 'Models'],
+    ['/quickstart', 'Quickstart'],
+    ['/settings', 'Settings'],
+  ]) {
+    const r = await page.goto(p);
+    expect(r?.status(), p).toBe(200);
+    await expect(page.getByRole('heading', { level: 1 })).toContainText(heading);
+    const name = p.slice(1);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-mobile.png`), fullPage: true });
+  }
+  // Not the operator: the admin area does not exist for this user.
+  const admin = await page.goto('/admin');
+  expect(admin?.status()).toBe(404);
+  expect(errors).toEqual([]);
+});
+
+test('an invitation link adds a member who cannot see the admin area', async ({ browser }) => {
+  const owner = await browser.newPage();
+  await signUp(owner, uniqueEmail('inviter'));
+  await expect(owner).toHaveURL(/\/dashboard$/);
+  await owner.goto('/members');
+  // The link is shown by the hydrated page (a click before hydration just reloads it).
+  await expect(async () => {
+    await owner.getByRole('button', { name: /invite link/i }).click();
+    await expect(owner.getByTestId('invite-link')).toBeVisible({ timeout: 1000 });
+  }).toPass({ timeout: 20_000 });
+  const link = await owner.getByTestId('invite-link').inputValue();
+  expect(link).toMatch(/\/invite\/[0-9A-Za-z]{32}$/);
+
+  const ctx = await browser.newContext();
+  const member = await ctx.newPage();
+  const invitePath = new URL(link).pathname;
+  await signUp(member, uniqueEmail('invitee'), invitePath);
+  await expect(member).toHaveURL(new RegExp(`${invitePath}$`));
+  await member.getByRole('button', { name: /join/i }).click();
+  await expect(member).toHaveURL(/\/dashboard$/);
+
+  await owner.goto('/members');
+  await expect(owner.locator('table')).toContainText('invitee');
+  // Used once: the link is dead now.
+  const again = await ctx.newPage();
+  await again.goto(invitePath);
+  await expect(again.getByText(/not valid/)).toBeVisible();
+  await ctx.close();
+});
+
+test('a mutation from another origin is refused with 403', async ({ request }) => {
+  const r = await request.post('/api/auth/log_in', {
+    headers: { origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' },
+    data: 'email=a%40example.com&password=xxxxxxxxxxxx&csrf=x',
+    maxRedirects: 0,
+  });
+  expect(r.status()).toBe(403);
+});
