@@ -53,7 +53,7 @@ pub fn DashboardPage() -> impl IntoView {
                                 <Stat label="Balance" value=format::usd(d.balance)/>
                                 <Stat label="Held (in flight)" value=format::usd(d.held)/>
                                 <Stat label="Available" value=format::usd(d.available)
-                                    note=(d.available <= 0).then(|| "Requests are refused until the team is topped up.".to_owned()).unwrap_or_default()/>
+                                    note=if d.available <= 0 { "Requests are refused until the team is topped up.".to_owned() } else { String::new() }/>
                             </div>
                             <div class="grid-2">
                                 <div class="panel">

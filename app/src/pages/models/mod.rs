@@ -28,7 +28,7 @@ fn apply(models: Vec<ModelView>, f: &CatalogQuery) -> Vec<ModelView> {
             q.is_empty() || m.id.to_lowercase().contains(&q) || m.name.to_lowercase().contains(&q)
         })
         .filter(|m| f.provider.is_empty() || m.provider_id == f.provider)
-        .filter(|m| f.capability.is_empty() || m.capabilities.iter().any(|c| *c == f.capability))
+        .filter(|m| f.capability.is_empty() || m.capabilities.contains(&f.capability))
         .collect();
     match f.sort.as_str() {
         "price" => v.sort_by_key(|m| (m.input.unwrap_or(i64::MAX), m.output.unwrap_or(i64::MAX))),
