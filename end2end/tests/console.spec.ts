@@ -48,7 +48,8 @@ test('quickstart tabs switch after hydration', async ({ page }) => {
 
   const panel = page.getByRole('tabpanel');
   const pythonTab = page.getByRole('tab', { name: 'Python' });
-  await expect(panel).toContainText('curl http://127.0.0.1:8080/v1/chat/completions');
+  // The snippets name the address the page was served from.
+  await expect(panel).toContainText(`curl ${process.env.BASE_URL ?? 'http://127.0.0.1:8080'}/v1/chat/completions`);
   await expect(pythonTab).toHaveAttribute('aria-selected', 'false');
 
   // Until the wasm has hydrated the page, a click does nothing; a server-only page never changes.
