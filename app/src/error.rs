@@ -69,7 +69,11 @@ impl FromServerFnError for AppError {
         match value {
             // Arguments that do not decode are the form's fault, not the server's.
             ServerFnErrorErr::Args(_) | ServerFnErrorErr::Deserialization(_) => {
-                AppError::Invalid("The form was incomplete or malformed.".into())
+                let e = AppError::Invalid("The form was incomplete or malformed.".into());
+                // Answered 400, not 500: the body never reached the function's own `run`.
+                #[cfg(feature = "ssr")]
+                let e = crate::ssr::respond(e);
+                e
             }
             _ => AppError::Internal,
         }

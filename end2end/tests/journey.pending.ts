@@ -1,4 +1,4 @@
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect, type Browser, type Page } from '@playwright/test';
 import path from 'node:path';
 
 const SCREENSHOTS = path.join(__dirname, '..', 'screenshots');
@@ -58,10 +58,27 @@ test('wrong password and unknown email get the same answer', async ({ page }) =>
   }
 });
 
-test('sign up, create a key, call the API with it, see the usage, revoke it', async ({ page }) => {
-  await signUp(page, uniqueEmail('owner'));
+/** The operator (`WEIR_ADMIN_EMAIL` of the server under test), signed in in its own context. */
+const OPERATOR = process.env.WEIR_OPERATOR_EMAIL ?? 'operator@example.com';
+async function operatorPage(browser: Browser): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto('/login?next=/admin/teams');
+  await page.getByLabel('Email').fill(OPERATOR);
+  await page.getByLabel('Password').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForLoadState('networkidle');
+  if (!page.url().endsWith('/admin/teams')) {
+    // A fresh server: the operator's account does not exist yet.
+    await signUp(page, OPERATOR, '/admin/teams');
+  }
+  await expect(page).toHaveURL(/\/admin\/teams$/);
+  return page;
+}
+
+test('sign up, create a key, call the API with it, see the usage, revoke it', async ({ page, browser }) => {
+  const email = uniqueEmail('owner');
+  await signUp(page, email);
   await expect(page).toHaveURL(/\/dashboard$/);
-  await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard.png'), fullPage: true });
 
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'API keys' }).click();
   await expect(page).toHaveURL(/\/keys$/);
@@ -84,18 +101,43 @@ test('sign up, create a key, call the API with it, see the usage, revoke it', as
   await expect(row).toContainText(`…${key.slice(-4)}`);
   expect(await page.content()).not.toContain(key);
 
-  // A new team has no balance: the gateway answers 402 and logs the request.
+  // A new team has no balance: the gateway refuses with 402 before any upstream call.
   expect(await chat(key)).toBe(402);
 
+  // The operator credits the team (its personal team is named after the email) in /admin/teams.
+  const op = await operatorPage(browser);
+  await op.getByLabel('Team', { exact: true }).selectOption({ label: email });
+  await op.getByLabel(/^Amount/).fill('5.00');
+  await op.getByLabel('Reason').fill('e2e credit');
+  await op.getByRole('button', { name: 'Apply' }).click();
+  await expect(op.locator('tr', { has: op.getByRole('rowheader', { name: email, exact: true }) })).toContainText('$5.00');
+  await op.context().close();
+
+  expect(await chat(key)).toBe(200);
+
   await page.goto('/usage');
-  await expect(page.getByTestId('total-requests')).toHaveText('1');
-  await page.screenshot({ path: path.join(SCREENSHOTS, 'usage.png'), fullPage: true });
+  await expect(page.getByTestId('total-requests')).toHaveText('2');
+  const ok = page.locator('table.usage-table tbody tr', { hasText: '200' });
+  await expect(ok).toHaveCount(1);
+  await expect(ok).toContainText('demo/echo');
+  await expect(ok).toContainText('e2e key');
+  const cells = await ok.locator('td').allTextContents();
+  // Input and output tokens (columns 5 and 8) and a cost above zero.
+  expect(Number(cells[4].replace(/,/g, ''))).toBeGreaterThan(0);
+  expect(Number(cells[7].replace(/,/g, ''))).toBeGreaterThan(0);
+  expect(cells[9]).toMatch(/^\$0\.0*[1-9]/);
+  await expect(page.getByTestId('total-cost')).toHaveText(cells[9]);
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'usage-after-request.png'), fullPage: true });
+
+  await page.goto('/dashboard');
+  await expect(page.locator('table.usage-table')).toContainText('demo/echo');
+  await page.goto('/billing');
+  await expect(page.getByRole('main')).toContainText('e2e credit');
 
   await page.goto('/keys');
   await page.getByRole('button', { name: 'Revoke e2e key' }).click();
   await expect(row).toContainText('revoked');
   expect(await chat(key)).toBe(401);
-  await page.screenshot({ path: path.join(SCREENSHOTS, 'keys.png'), fullPage: true });
 });
 
 test('every console page renders for a signed-in owner, on desktop and phone', async ({ page }) => {

@@ -102,8 +102,13 @@ pub async fn guard(State(cfg): State<GuardConfig>, mut req: Request, next: Next)
                 .flatten()
                 .is_some_and(|u| u.is_operator);
             if !operator {
-                // The router's fallback renders the not-found page with status 404.
+                // The app renders its not-found page for this path. The route was chosen
+                // before this middleware ran, and a streamed page cannot set its status
+                // after the first byte, so the status is set here.
                 *req.uri_mut() = Uri::from_static("/__not_found");
+                let mut res = next.run(req).await;
+                *res.status_mut() = StatusCode::NOT_FOUND;
+                return res;
             }
         }
     }

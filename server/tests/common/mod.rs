@@ -3,6 +3,8 @@
 //! upstream, and a funded demo key. Requests go over real HTTP with reqwest.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod console;
+
 use std::{net::SocketAddr, time::Duration};
 
 use serde_json::Value;

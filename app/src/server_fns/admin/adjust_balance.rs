@@ -10,7 +10,7 @@ pub async fn admin_adjust_balance(
     team_id: i64,
     amount: String,
     reason: String,
-    csrf: String,
+    #[server(default)] csrf: String,
 ) -> Result<(), AppError> {
     use crate::ssr;
     use weir_core::{billing, money::Micros};

@@ -8,7 +8,7 @@ use crate::error::AppError;
 pub async fn admin_set_team_active(
     team_id: i64,
     active: bool,
-    csrf: String,
+    #[server(default)] csrf: String,
 ) -> Result<(), AppError> {
     use crate::ssr;
     ssr::run(async move {

@@ -9,7 +9,7 @@ use crate::error::AppError;
 pub async fn log_in(
     email: String,
     password: String,
-    csrf: String,
+    #[server(default)] csrf: String,
     next: Option<String>,
 ) -> Result<(), AppError> {
     use crate::ssr;

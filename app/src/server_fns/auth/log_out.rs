@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use crate::error::AppError;
 
 #[server(endpoint = "auth/log_out")]
-pub async fn log_out(csrf: String) -> Result<(), AppError> {
+pub async fn log_out(#[server(default)] csrf: String) -> Result<(), AppError> {
     use crate::ssr;
     ssr::run(async move {
         let (_, session) = ssr::anonymous(&csrf).await?;

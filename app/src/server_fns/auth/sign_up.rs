@@ -8,7 +8,7 @@ use crate::error::AppError;
 pub async fn sign_up(
     email: String,
     password: String,
-    csrf: String,
+    #[server(default)] csrf: String,
     next: Option<String>,
 ) -> Result<(), AppError> {
     use crate::ssr;

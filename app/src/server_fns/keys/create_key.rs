@@ -13,7 +13,7 @@ pub async fn create_key(
     name: String,
     environment: String,
     expires_in_days: Option<String>,
-    csrf: String,
+    #[server(default)] csrf: String,
 ) -> Result<String, AppError> {
     use crate::ssr;
     use weir_core::auth::{self, Env};

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use crate::error::AppError;
 
 #[server(endpoint = "keys/revoke_key")]
-pub async fn revoke_key(key_id: i64, csrf: String) -> Result<(), AppError> {
+pub async fn revoke_key(key_id: i64, #[server(default)] csrf: String) -> Result<(), AppError> {
     use crate::ssr;
     use weir_core::auth::{self, KeyAdminError};
     ssr::run(async move {

@@ -38,7 +38,7 @@ pub async fn invite_details(token: String) -> Result<InviteView, AppError> {
 }
 
 #[server(endpoint = "members/accept_invite")]
-pub async fn accept_invite(token: String, csrf: String) -> Result<(), AppError> {
+pub async fn accept_invite(token: String, #[server(default)] csrf: String) -> Result<(), AppError> {
     use crate::ssr;
     ssr::run(async move {
         let caller = ssr::mutation(&csrf).await?;

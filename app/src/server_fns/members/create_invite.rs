@@ -9,7 +9,10 @@ use crate::error::AppError;
 pub const INVITE_TTL_DAYS: u64 = 7;
 
 #[server(endpoint = "members/create_invite")]
-pub async fn create_invite(role: String, csrf: String) -> Result<String, AppError> {
+pub async fn create_invite(
+    role: String,
+    #[server(default)] csrf: String,
+) -> Result<String, AppError> {
     use crate::ssr;
     use weir_core::team::{self, Role};
     ssr::run(async move {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use crate::error::AppError;
 
 #[server(endpoint = "members/leave_team")]
-pub async fn leave_team(csrf: String) -> Result<(), AppError> {
+pub async fn leave_team(#[server(default)] csrf: String) -> Result<(), AppError> {
     use crate::ssr;
     ssr::run(async move {
         let caller = ssr::mutation(&csrf).await?;

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use crate::error::AppError;
 
 #[server(endpoint = "teams/create_team")]
-pub async fn create_team(name: String, csrf: String) -> Result<(), AppError> {
+pub async fn create_team(name: String, #[server(default)] csrf: String) -> Result<(), AppError> {
     use crate::ssr;
     use weir_core::team::{self, TeamError};
     ssr::run(async move {

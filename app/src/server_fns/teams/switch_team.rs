@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use crate::error::AppError;
 
 #[server(endpoint = "teams/switch_team")]
-pub async fn switch_team(team_id: i64, csrf: String) -> Result<(), AppError> {
+pub async fn switch_team(team_id: i64, #[server(default)] csrf: String) -> Result<(), AppError> {
     use crate::ssr;
     ssr::run(async move {
         let caller = ssr::mutation(&csrf).await?;

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::{RequestView, TotalsView};
 use crate::error::AppError;
 
-/// Filters as they appear in the page's query string; empty means "any".
+/// Filters as they appear in the page's query string; empty (or absent) means "any".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UsageQuery {
     /// `YYYY-MM-DD`, inclusive, UTC.
     pub from: String,
@@ -38,7 +39,7 @@ pub struct UsagePage {
 pub const PAGE_SIZE: u32 = 50;
 
 #[server(endpoint = "usage/list_usage")]
-pub async fn list_usage(query: UsageQuery) -> Result<UsagePage, AppError> {
+pub async fn list_usage(#[server(default)] query: UsageQuery) -> Result<UsagePage, AppError> {
     use crate::ssr;
     use weir_core::metering::{self, Cursor};
     ssr::run(async move {
