@@ -67,11 +67,11 @@ async function operatorPage(browser: Browser): Promise<Page> {
   await page.getByLabel('Password').fill('correct horse battery');
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.waitForLoadState('networkidle');
-  if (!page.url().endsWith('/admin/teams')) {
+  if (new URL(page.url()).pathname !== '/admin/teams') {
     // A fresh server: the operator's account does not exist yet.
     await signUp(page, OPERATOR, '/admin/teams');
   }
-  await expect(page).toHaveURL(/\/admin\/teams$/);
+  await expect(page).toHaveURL(`${BASE}/admin/teams`);
   return page;
 }
 
