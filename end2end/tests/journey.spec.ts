@@ -140,9 +140,27 @@ test('sign up, create a key, call the API with it, see the usage, revoke it', as
   expect(await chat(key)).toBe(401);
 });
 
-test('every console page renders for a signed-in owner, on desktop and phone', async ({ page }) => {
+async function shoot(page: Page, name: string) {
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-mobile.png`), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
+test('every console page renders for a signed-in owner, on desktop and phone', async ({ page, browser }) => {
   const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('pageerror', (e) => errors.push(`${page.url()}: ${e.message}`));
+  for (const [p, heading] of [
+    ['/login', 'Log in'],
+    ['/signup', 'Create your account'],
+    ['/pricing', 'Pricing'],
+  ]) {
+    const r = await page.goto(p);
+    expect(r?.status(), p).toBe(200);
+    await expect(page.getByRole('heading', { level: 1 })).toContainText(heading);
+    await shoot(page, p.slice(1));
+  }
   await signUp(page, uniqueEmail('tourist'));
   await expect(page).toHaveURL(/\/dashboard$/);
   for (const [p, heading] of [
@@ -158,15 +176,21 @@ test('every console page renders for a signed-in owner, on desktop and phone', a
     const r = await page.goto(p);
     expect(r?.status(), p).toBe(200);
     await expect(page.getByRole('heading', { level: 1 })).toContainText(heading);
-    const name = p.slice(1);
-    await page.setViewportSize({ width: 1280, height: 800 });
-    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-mobile.png`), fullPage: true });
+    await shoot(page, p.slice(1));
   }
   // Not the operator: the admin area does not exist for this user.
   const admin = await page.goto('/admin');
   expect(admin?.status()).toBe(404);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Page not found');
+
+  // The operator's pages.
+  const op = await operatorPage(browser);
+  op.on('pageerror', (e) => errors.push(`${op.url()}: ${e.message}`));
+  await shoot(op, 'admin-teams');
+  expect((await op.goto('/admin'))?.status()).toBe(200);
+  await expect(op.getByRole('heading', { level: 1 })).toHaveText('Admin');
+  await shoot(op, 'admin');
+  await op.context().close();
   expect(errors).toEqual([]);
 });
 
@@ -190,6 +214,9 @@ test('an invitation link adds a member who cannot see the admin area', async ({ 
   await expect(member).toHaveURL(new RegExp(`${invitePath}$`));
   await member.getByRole('button', { name: /join/i }).click();
   await expect(member).toHaveURL(/\/dashboard$/);
+  // A member, not the operator: no admin area.
+  expect((await member.goto('/admin'))?.status()).toBe(404);
+  await expect(member.getByRole('heading', { level: 1 })).toHaveText('Page not found');
 
   await owner.goto('/members');
   await expect(owner.locator('table')).toContainText('invitee');

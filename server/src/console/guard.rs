@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request, State},
-    http::{header, Method, StatusCode, Uri},
+    http::{header, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
@@ -102,10 +102,9 @@ pub async fn guard(State(cfg): State<GuardConfig>, mut req: Request, next: Next)
                 .flatten()
                 .is_some_and(|u| u.is_operator);
             if !operator {
-                // The app renders its not-found page for this path. The route was chosen
-                // before this middleware ran, and a streamed page cannot set its status
-                // after the first byte, so the status is set here.
-                *req.uri_mut() = Uri::from_static("/__not_found");
+                // The admin pages render the not-found page for a non-operator (so hydration
+                // matches); a streamed page cannot set its status after the first byte, so
+                // the status is set here.
                 let mut res = next.run(req).await;
                 *res.status_mut() = StatusCode::NOT_FOUND;
                 return res;

@@ -1,4 +1,6 @@
-//! `/admin` and `/admin/teams`: the operator's area (others get 404 from the server).
+//! `/admin` and `/admin/teams`: the operator's area. Anyone else gets the not-found page,
+//! rendered by these same routes on the server (with status 404, set by the guard) and in the
+//! browser, so that hydration sees the same page on both sides.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -6,13 +8,34 @@ use leptos_meta::Title;
 use crate::{
     components::{
         form::{action_error, CsrfField, FieldError, FormError},
-        format, LoadError, PageHeader,
+        format, viewer, LoadError, PageHeader,
     },
+    pages::NotFoundPage,
     server_fns::admin::{admin_list_teams, AdminAdjustBalance, AdminSetTeamActive},
 };
 
+/// The children for the operator; the not-found page for everyone else.
+#[component]
+fn OperatorOnly(children: Children) -> impl IntoView {
+    if viewer().user.is_some_and(|u| u.is_operator) {
+        children().into_any()
+    } else {
+        view! { <NotFoundPage/> }.into_any()
+    }
+}
+
 #[component]
 pub fn AdminPage() -> impl IntoView {
+    view! { <OperatorOnly><AdminHome/></OperatorOnly> }
+}
+
+#[component]
+pub fn AdminTeamsPage() -> impl IntoView {
+    view! { <OperatorOnly><AdminTeams/></OperatorOnly> }
+}
+
+#[component]
+fn AdminHome() -> impl IntoView {
     view! {
         <Title text="Admin · Weir"/>
         <section class="container section">
@@ -25,7 +48,7 @@ pub fn AdminPage() -> impl IntoView {
 }
 
 #[component]
-pub fn AdminTeamsPage() -> impl IntoView {
+fn AdminTeams() -> impl IntoView {
     let toggle = ServerAction::<AdminSetTeamActive>::new();
     let adjust = ServerAction::<AdminAdjustBalance>::new();
     let err = action_error(adjust.value());
