@@ -75,35 +75,51 @@ class Browser:
 
 
 def seed_sqlite(db_path, team, key, rows):
+    """Rows as the gateway writes them: a request_log row, a charge, and for each charged
+    request a usage transaction (team balance -cost, upstream cost +cost)."""
     import sqlite3
 
     db = sqlite3.connect(db_path, timeout=30)
+    (team_acct,) = db.execute(
+        "SELECT id FROM account WHERE team_id = ? AND kind = 'team_balance'", (team,)).fetchone()
+    (cost_acct,) = db.execute("SELECT id FROM account WHERE kind = 'upstream_cost'").fetchone()
+    (next_txn,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM ledger_txn").fetchone()
     now = int(time.time() * 1000)
     models = ["demo/echo", "demo/claude-echo", "openai/gpt-5-mini", "anthropic/claude-sonnet-4-5"]
     rng = random.Random(7)
-    batch_r, batch_c = [], []
+    logs, charges, txns, entries = [], [], [], []
     for i in range(rows):
         rid = f"bench-{i:08d}"
         at = now - rng.randrange(40 * DAY_MS)
         model = models[i % len(models)]
         inp, out = rng.randrange(10, 4000), rng.randrange(1, 800)
-        status = 200 if i % 50 else 502
-        batch_r.append((rid, team, key, "chat", model, status, None if status == 200 else "upstream",
-                        i % 3 == 0, inp, 0, 0, out, 0, "upstream", 1, rng.randrange(50, 3000), at))
-        cost = (inp * 150 + out * 600) // 1000 if status == 200 else 0
-        batch_c.append((rid, team, key, model, cost, 150, 600, 0, "settled" if cost else "released",
-                        inp, out, cost, at))
+        ok = i % 50 != 0
+        logs.append((rid, team, key, "chat", model, 200 if ok else 502, None if ok else "upstream",
+                     int(i % 3 == 0), inp if ok else 0, out if ok else 0, "upstream" if ok else "none",
+                     1, rng.randrange(50, 3000), at))
+        cost = (inp * 150 + out * 600) // 1000 + 1 if ok else 0
+        txn = None
+        if cost:
+            txn = next_txn
+            next_txn += 1
+            txns.append((txn, "usage", f"usage:{rid}", at, team))
+            entries.append((txn, team_acct, -cost))
+            entries.append((txn, cost_acct, cost))
+        charges.append((rid, team, key, model, cost, 150, 600, 0, "settled" if ok else "released",
+                        inp if ok else None, out if ok else None, cost, txn, at, at))
+    db.executemany("INSERT INTO ledger_txn (id, kind, external_ref, created_at, team_id) VALUES (?,?,?,?,?)", txns)
+    db.executemany("INSERT INTO ledger_entry (txn_id, account_id, amount) VALUES (?,?,?)", entries)
     db.executemany(
         "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, status, error_kind, "
-        "stream, input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, "
-        "usage_source, attempts, latency_ms, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        batch_r,
+        "stream, input_tokens, output_tokens, usage_source, attempts, latency_ms, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        logs,
     )
     db.executemany(
         "INSERT INTO charge (request_id, team_id, api_key_id, model, amount, price_input, price_output, "
-        "markup_bps, status, input_tokens, output_tokens, cost, created_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        batch_c,
+        "markup_bps, status, input_tokens, output_tokens, cost, ledger_txn_id, created_at, finished_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        charges,
     )
     db.commit()
     db.execute("ANALYZE")
@@ -111,25 +127,38 @@ def seed_sqlite(db_path, team, key, rows):
 
 
 def seed_postgres(url, schema, team, key, rows):
-    """Generates the rows inside PostgreSQL (generate_series), in the server's schema."""
+    """The same rows, generated inside PostgreSQL (generate_series), in the server's schema."""
     now = int(time.time() * 1000)
     sql = f"""
 SET search_path TO "{schema}";
-INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, status, error_kind, stream,
-  input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source,
-  attempts, latency_ms, created_at)
-SELECT 'bench-' || i, {team}, {key}, 'chat',
-  (ARRAY['demo/echo','demo/claude-echo','openai/gpt-5-mini','anthropic/claude-sonnet-4-5'])[1 + i % 4],
-  CASE WHEN i % 50 = 0 THEN 502 ELSE 200 END, CASE WHEN i % 50 = 0 THEN 'upstream' END, (i % 3 = 0)::int,
-  10 + (i * 7919) % 4000, 0, 0, 1 + (i * 104729) % 800, 0, 'upstream', 1, 50 + i % 3000,
-  {now} - ((i::bigint * 2654435761) % {40 * DAY_MS})
+CREATE TEMP TABLE bench AS
+SELECT i, 'bench-' || i AS rid,
+  (ARRAY['demo/echo','demo/claude-echo','openai/gpt-5-mini','anthropic/claude-sonnet-4-5'])[1 + i % 4] AS model,
+  i % 50 <> 0 AS ok, 10 + (i * 7919) % 4000 AS inp, 1 + (i * 104729) % 800 AS out,
+  {now} - ((i::bigint * 2654435761) % {40 * DAY_MS}) AS at
 FROM generate_series(1, {rows}) AS i;
+INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, status, error_kind, stream,
+  input_tokens, output_tokens, usage_source, attempts, latency_ms, created_at)
+SELECT rid, {team}, {key}, 'chat', model, CASE WHEN ok THEN 200 ELSE 502 END,
+  CASE WHEN ok THEN NULL ELSE 'upstream' END, (i % 3 = 0)::int, CASE WHEN ok THEN inp ELSE 0 END,
+  CASE WHEN ok THEN out ELSE 0 END, CASE WHEN ok THEN 'upstream' ELSE 'none' END, 1, 50 + i % 3000, at
+FROM bench;
+WITH t AS (
+  INSERT INTO ledger_txn (kind, external_ref, created_at, team_id)
+  SELECT 'usage', 'usage:' || rid, at, {team} FROM bench WHERE ok RETURNING id, external_ref
+)
+SELECT * INTO TEMP bench_txn FROM t;
+INSERT INTO ledger_entry (txn_id, account_id, amount)
+SELECT t.id, a.id, CASE WHEN a.kind = 'team_balance' THEN -c.cost ELSE c.cost END
+FROM bench_txn t JOIN (SELECT 'usage:' || rid AS ref, (inp * 150 + out * 600) / 1000 + 1 AS cost FROM bench) c
+  ON c.ref = t.external_ref
+CROSS JOIN account a WHERE (a.kind = 'team_balance' AND a.team_id = {team}) OR a.kind = 'upstream_cost';
 INSERT INTO charge (request_id, team_id, api_key_id, model, amount, price_input, price_output, markup_bps,
-  status, input_tokens, output_tokens, cost, created_at)
-SELECT request_id, team_id, api_key_id, model, 0, 150, 600, 0,
-  CASE WHEN status = 200 THEN 'settled' ELSE 'released' END, input_tokens, output_tokens,
-  CASE WHEN status = 200 THEN (input_tokens * 150 + output_tokens * 600) / 1000 ELSE 0 END, created_at
-FROM request_log WHERE team_id = {team};
+  status, input_tokens, output_tokens, cost, ledger_txn_id, created_at, finished_at)
+SELECT b.rid, {team}, {key}, b.model, 0, 150, 600, 0, CASE WHEN b.ok THEN 'settled' ELSE 'released' END,
+  CASE WHEN b.ok THEN b.inp END, CASE WHEN b.ok THEN b.out END,
+  CASE WHEN b.ok THEN (b.inp * 150 + b.out * 600) / 1000 + 1 ELSE 0 END, t.id, b.at, b.at
+FROM bench b LEFT JOIN bench_txn t ON t.external_ref = 'usage:' || b.rid;
 ANALYZE;
 """
     subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", url], input=sql, text=True, check=True)

@@ -13,7 +13,7 @@ pub use usage::{
 
 use crate::{
     db::{Db, DbError},
-    writer::{Arg, Sql, SqlByRows, WriteTx, Writer},
+    writer::{Arg, Cell, Sql, SqlByRows, WriteTx, Writer},
 };
 
 /// Where a request's token counts came from.
@@ -87,6 +87,7 @@ pub async fn insert_batch_with(w: &mut Writer<'_>, rows: &[RequestRecord]) -> Re
 /// Inserts `rows` inside `tx` (a row whose `request_id` already exists is skipped).
 pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<(), DbError> {
     static SQL: SqlByRows = SqlByRows::new();
+    let mut inserted: Vec<String> = Vec::with_capacity(rows.len());
     for chunk in crate::db::chunked(rows, ROWS_PER_STATEMENT) {
         let sql = SQL.get(chunk.len(), |n| {
             let mut sql = String::from(
@@ -108,7 +109,7 @@ pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<
                 }
                 sql.push(')');
             }
-            sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+            sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
             sql
         });
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * COLUMNS);
@@ -135,9 +136,140 @@ pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<
                 r.created_at.into(),
             ]);
         }
-        tx.execute(&sql, &args).await?;
+        for mut row in tx.fetch(&sql, &args).await? {
+            if let Some(id) = row.first_mut() {
+                inserted.push(id.text()?);
+            }
+        }
+    }
+    if inserted.len() == rows.len() {
+        roll_up(tx, rows).await?;
+    } else {
+        // A retried batch: only the rows not logged before count.
+        inserted.sort_unstable();
+        let fresh: Vec<&RequestRecord> = rows
+            .iter()
+            .copied()
+            .filter(|r| inserted.binary_search(&r.request_id).is_ok())
+            .collect();
+        roll_up(tx, &fresh).await?;
     }
     touch_keys(tx, rows).await
+}
+
+/// One row of `usage_daily` being added to.
+struct Group<'a> {
+    team_id: i64,
+    day: i64,
+    api_key_id: i64,
+    model: &'a str,
+    ok: bool,
+    sums: [i64; 7],
+}
+
+/// Adds the newly inserted `rows` to `usage_daily`, each with its charge's cost (a charge is
+/// finished before or in the transaction that logs its request; no charge costs 0).
+async fn roll_up(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    static COSTS: SqlByRows = SqlByRows::new();
+    let mut costs: Vec<(String, i64)> = Vec::new();
+    for chunk in crate::db::chunked(rows, 32) {
+        let sql = COSTS.get(chunk.len(), |n| {
+            let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+            format!(
+                "SELECT request_id, cost FROM charge WHERE cost > 0 AND request_id IN ({})",
+                params.join(",")
+            )
+        });
+        let args: Vec<Arg<'_>> = chunk.iter().map(|r| Arg::from(&r.request_id)).collect();
+        for mut row in tx.fetch(&sql, &args).await? {
+            let cost = row.get(1).map(Cell::int).transpose()?.unwrap_or(0);
+            if let Some(id) = row.first_mut() {
+                costs.push((id.text()?, cost));
+            }
+        }
+    }
+    costs.sort_unstable();
+    // A batch is mostly one team, key and model: a short list beats a map.
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for r in rows {
+        let day = r.created_at.div_euclid(usage::DAY_MS);
+        let ok = r.status < 400;
+        let cost = costs
+            .binary_search_by(|(id, _)| id.as_str().cmp(&r.request_id))
+            .map_or(0, |i| costs[i].1);
+        let add = [
+            1,
+            clamp(r.input_tokens),
+            clamp(r.cached_tokens),
+            clamp(r.cache_write_tokens),
+            clamp(r.output_tokens),
+            clamp(r.reasoning_tokens),
+            cost,
+        ];
+        let i = match groups.iter().position(|g| {
+            g.team_id == r.team_id
+                && g.day == day
+                && g.api_key_id == r.api_key_id
+                && g.model == r.model
+                && g.ok == ok
+        }) {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    team_id: r.team_id,
+                    day,
+                    api_key_id: r.api_key_id,
+                    model: &r.model,
+                    ok,
+                    sums: [0; 7],
+                });
+                groups.len() - 1
+            }
+        };
+        for (s, a) in groups[i].sums.iter_mut().zip(add) {
+            *s = s.saturating_add(a);
+        }
+    }
+    static UPSERT: std::sync::LazyLock<Sql> = std::sync::LazyLock::new(|| {
+        Sql::new(
+            "INSERT INTO usage_daily (team_id, day, api_key_id, model, ok, requests, input_tokens, \
+             cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (team_id, day, api_key_id, model, ok) DO UPDATE SET \
+             requests = usage_daily.requests + excluded.requests, \
+             input_tokens = usage_daily.input_tokens + excluded.input_tokens, \
+             cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens, \
+             cache_write_tokens = usage_daily.cache_write_tokens + excluded.cache_write_tokens, \
+             output_tokens = usage_daily.output_tokens + excluded.output_tokens, \
+             reasoning_tokens = usage_daily.reasoning_tokens + excluded.reasoning_tokens, \
+             cost = usage_daily.cost + excluded.cost",
+        )
+    });
+    for g in &groups {
+        let [requests, input, cached, cache_write, output, reasoning, cost] = g.sums;
+        tx.execute(
+            &UPSERT,
+            &[
+                g.team_id.into(),
+                g.day.into(),
+                g.api_key_id.into(),
+                g.model.into(),
+                i64::from(g.ok).into(),
+                requests.into(),
+                input.into(),
+                cached.into(),
+                cache_write.into(),
+                output.into(),
+                reasoning.into(),
+                cost.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// How stale `api_key.last_used_at` may get: a key's row is written at most once per this.
@@ -218,6 +350,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1200);
+        t.cleanup().await;
+    }
+
+    /// The rollup counts each logged row once, a retried batch included, and splits by day,
+    /// key, model and outcome.
+    #[tokio::test]
+    async fn the_daily_rollup_counts_each_row_once() {
+        let t = TestDb::new().await.unwrap();
+        let rows: Vec<_> = (0..40)
+            .map(|i| {
+                let mut r = sample_record(&format!("u{i}"), 1);
+                r.created_at = (i % 2) * usage::DAY_MS + 5;
+                r.model = if i % 4 < 2 { "a".into() } else { "b".into() };
+                r.status = if i == 7 { 502 } else { 200 };
+                r
+            })
+            .collect();
+        insert_batch(&t.db, &rows[..25]).await.unwrap();
+        // A retry of part of the first batch along with new rows.
+        insert_batch(&t.db, &rows[20..]).await.unwrap();
+        let all = totals(&t.db, 1, &UsageFilter::default()).await.unwrap();
+        assert_eq!(all.all.requests, 40);
+        assert_eq!(all.all.input_tokens, 400);
+        let groups: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_daily")
+            .fetch_one(t.db.pool())
+            .await
+            .unwrap();
+        // Two days × two models, and the failed request's own row.
+        assert_eq!(groups, 5);
+        let failed = UsageFilter {
+            status: Some(StatusFilter::Error),
+            ..UsageFilter::default()
+        };
+        assert_eq!(totals(&t.db, 1, &failed).await.unwrap().all.requests, 1);
+        let day_one = UsageFilter {
+            from_day: Some(1),
+            to_day: Some(1),
+            model: Some("a".into()),
+            ..UsageFilter::default()
+        };
+        assert_eq!(totals(&t.db, 1, &day_one).await.unwrap().all.requests, 10);
         t.cleanup().await;
     }
 }

@@ -2,8 +2,10 @@
 //! totals of a filtered range, the dashboard's figures and the operator's team list.
 //!
 //! A request's cost is its `charge` row's (found by request id); a request without a charge
-//! (refused before admission, or not settled yet) costs 0. The sum of charges over a range is
-//! what the team's usage ledger transactions debited for those requests.
+//! (refused before admission) costs 0. The sum of charges over a range is what the team's
+//! usage ledger transactions debited for those requests. Totals and the dashboard read the
+//! daily rollup `usage_daily` (written with the log rows, see `insert_in`); only the pages of
+//! rows and the CSV read `request_log` itself, by its `(team_id, created_at)` index.
 
 use std::collections::HashMap;
 
@@ -149,6 +151,33 @@ impl Conditions {
         c
     }
 
+    /// The conditions of `f` for team `team_id` on `usage_daily u` (whose rows are per UTC day,
+    /// key, model and outcome, so every filter but the page cursor applies to it exactly).
+    pub fn daily(team_id: i64, f: &UsageFilter) -> Conditions {
+        let mut c = Conditions {
+            sql: String::from("u.team_id = $1"),
+            binds: vec![Bind::Int(team_id)],
+        };
+        if let Some(d) = f.from_day {
+            c.push("u.day >= ", Bind::Int(d));
+        }
+        if let Some(d) = f.to_day {
+            c.push("u.day <= ", Bind::Int(d));
+        }
+        if let Some(k) = f.api_key_id {
+            c.push("u.api_key_id = ", Bind::Int(k));
+        }
+        if let Some(m) = &f.model {
+            c.push("u.model = ", Bind::Text(m.clone()));
+        }
+        match f.status {
+            Some(StatusFilter::Ok) => c.sql.push_str(" AND u.ok = 1"),
+            Some(StatusFilter::Error) => c.sql.push_str(" AND u.ok = 0"),
+            None => {}
+        }
+        c
+    }
+
     /// `AND <lhs>$n` with `v` as `$n`.
     pub fn push(&mut self, lhs: &str, v: Bind) {
         self.binds.push(v);
@@ -257,13 +286,14 @@ pub async fn list_requests(
     Ok((out, next))
 }
 
-/// Sums cast back to BIGINT: PostgreSQL sums BIGINTs as NUMERIC.
-const SUMS: &str = "COUNT(*) AS requests, CAST(SUM(r.input_tokens) AS BIGINT) AS input_tokens, \
-    CAST(SUM(r.cached_tokens) AS BIGINT) AS cached_tokens, \
-    CAST(SUM(r.cache_write_tokens) AS BIGINT) AS cache_write_tokens, \
-    CAST(SUM(r.output_tokens) AS BIGINT) AS output_tokens, \
-    CAST(SUM(r.reasoning_tokens) AS BIGINT) AS reasoning_tokens, \
-    CAST(SUM(COALESCE(c.cost, 0)) AS BIGINT) AS cost";
+/// Sums of `usage_daily u`, cast back to BIGINT: PostgreSQL sums BIGINTs as NUMERIC.
+const SUMS: &str = "CAST(SUM(u.requests) AS BIGINT) AS requests, \
+    CAST(SUM(u.input_tokens) AS BIGINT) AS input_tokens, \
+    CAST(SUM(u.cached_tokens) AS BIGINT) AS cached_tokens, \
+    CAST(SUM(u.cache_write_tokens) AS BIGINT) AS cache_write_tokens, \
+    CAST(SUM(u.output_tokens) AS BIGINT) AS output_tokens, \
+    CAST(SUM(u.reasoning_tokens) AS BIGINT) AS reasoning_tokens, \
+    CAST(SUM(u.cost) AS BIGINT) AS cost";
 
 fn sums(r: &AnyRow) -> Result<UsageTotals, sqlx::Error> {
     Ok(UsageTotals {
@@ -277,12 +307,13 @@ fn sums(r: &AnyRow) -> Result<UsageTotals, sqlx::Error> {
     })
 }
 
-/// Totals of the team's requests matching `f`: overall, per model and per key.
+/// Totals of the team's requests matching `f`: overall, per model and per key. Read from the
+/// daily rollup (`usage_daily`), so a month of a busy team costs a few hundred rows.
 pub async fn totals(db: &Db, team_id: i64, f: &UsageFilter) -> Result<Totals, DbError> {
-    let c = Conditions::new(team_id, f);
-    let from = "request_log r LEFT JOIN charge c ON c.request_id = r.request_id";
+    let c = Conditions::daily(team_id, f);
     let sql = format!(
-        "SELECT r.model, r.api_key_id, {SUMS} FROM {from} WHERE {} GROUP BY r.model, r.api_key_id",
+        "SELECT u.model, u.api_key_id, {SUMS} FROM usage_daily u WHERE {} \
+         GROUP BY u.model, u.api_key_id",
         c.sql
     );
     let rows = c.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
@@ -351,7 +382,7 @@ pub struct Dashboard {
 /// Requests on the dashboard.
 pub const DASHBOARD_LATEST: u32 = 10;
 
-/// The team's dashboard for UTC day `today`: one pass over its last 30 days, grouped by day.
+/// The team's dashboard for UTC day `today`: its last 30 days of the daily rollup.
 pub async fn dashboard(db: &Db, team_id: i64, today: i64) -> Result<Dashboard, DbError> {
     let (balance, held) = crate::billing::balance(db, team_id)
         .await
@@ -365,11 +396,9 @@ pub async fn dashboard(db: &Db, team_id: i64, today: i64) -> Result<Dashboard, D
         to_day: Some(today),
         ..UsageFilter::default()
     };
-    let c = Conditions::new(team_id, &f);
+    let c = Conditions::daily(team_id, &f);
     let sql = format!(
-        "SELECT r.created_at / {DAY_MS} AS day, {SUMS} \
-         FROM request_log r LEFT JOIN charge c ON c.request_id = r.request_id \
-         WHERE {} GROUP BY r.created_at / {DAY_MS}",
+        "SELECT u.day, {SUMS} FROM usage_daily u WHERE {} GROUP BY u.day",
         c.sql
     );
     let rows = c.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
@@ -408,22 +437,21 @@ pub struct AdminTeamRow {
     pub active: bool,
     pub balance: Micros,
     pub held: Micros,
-    /// What the team's usage transactions of the last 30 days debited.
+    /// What the team's requests of the last 30 days cost (the usage the ledger debited).
     pub spend_30d: Micros,
     pub members: i64,
     pub created_at: i64,
 }
 
-/// Every team, by name, with its balance, 30-day spend (from the ledger) and member count.
+/// Every team, by name, with its balance, 30-day spend and member count.
 pub async fn admin_teams(db: &Db, today: i64) -> Result<Vec<AdminTeamRow>, DbError> {
-    let since = (today - 29) * DAY_MS;
+    let since = today - 29;
     let rows = sqlx::query(
         "SELECT t.id, t.name, t.active, t.created_at, \
          COALESCE(a.balance, 0) AS balance, COALESCE(a.held, 0) AS held, \
          (SELECT COUNT(*) FROM team_member m WHERE m.team_id = t.id) AS members, \
-         (SELECT CAST(SUM(e.amount) AS BIGINT) FROM ledger_txn x JOIN ledger_entry e ON e.txn_id = x.id \
-          WHERE x.team_id = t.id AND x.kind = 'usage' AND x.created_at >= $1 \
-          AND e.account_id = a.id) AS usage \
+         (SELECT CAST(SUM(u.cost) AS BIGINT) FROM usage_daily u \
+          WHERE u.team_id = t.id AND u.day >= $1) AS usage \
          FROM team t LEFT JOIN account a ON a.team_id = t.id AND a.kind = 'team_balance' \
          ORDER BY t.name",
     )
@@ -439,11 +467,7 @@ pub async fn admin_teams(db: &Db, today: i64) -> Result<Vec<AdminTeamRow>, DbErr
                 active: r.try_get::<i64, _>("active")? != 0,
                 balance: Micros(r.try_get("balance")?),
                 held: Micros(r.try_get("held")?),
-                spend_30d: Micros(
-                    r.try_get::<Option<i64>, _>("usage")?
-                        .unwrap_or(0)
-                        .saturating_neg(),
-                ),
+                spend_30d: Micros(r.try_get::<Option<i64>, _>("usage")?.unwrap_or(0)),
                 members: r.try_get("members")?,
                 created_at: r.try_get("created_at")?,
             })
