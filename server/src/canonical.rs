@@ -4,14 +4,9 @@
 
 use serde_json::{Map, Value};
 
-/// The wire formats Weir speaks, as a client surface or towards an upstream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WireFormat {
-    OpenAiChat,
-    Anthropic,
-    Gemini,
-    Cohere,
-}
+/// The wire formats Weir speaks, as a client surface or towards an upstream: one closed enum,
+/// the same one a channel's kind is stored as.
+pub use weir_core::catalog::Wire;
 
 /// What the request asks for: a chat completion or embeddings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +62,7 @@ pub enum Part {
     /// Content only the client's own format can express (e.g. OpenAI `input_audio`, `file`):
     /// kept verbatim for upstreams of that format, refused for others.
     Opaque {
-        format: WireFormat,
+        format: Wire,
         value: Value,
     },
 }
@@ -195,7 +190,7 @@ impl ReasoningEffort {
 /// include them only for upstreams of that same format ("pass through untouched").
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Passthrough {
-    pub format: Option<WireFormat>,
+    pub format: Option<Wire>,
     pub fields: Map<String, Value>,
 }
 

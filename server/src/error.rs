@@ -13,7 +13,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::canonical::WireFormat;
+use crate::canonical::Wire;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -140,7 +140,7 @@ impl GatewayError {
     }
 
     /// HTTP status for a client of `format`.
-    pub fn status(&self, format: WireFormat) -> StatusCode {
+    pub fn status(&self, format: Wire) -> StatusCode {
         match self.kind {
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
@@ -152,7 +152,7 @@ impl GatewayError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ErrorKind::Overloaded => match format {
-                WireFormat::Anthropic => {
+                Wire::Anthropic => {
                     StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
                 }
                 _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -208,9 +208,9 @@ impl GatewayError {
     }
 
     /// The JSON body in the client's envelope.
-    pub fn body(&self, format: WireFormat, request_id: Option<&str>) -> serde_json::Value {
+    pub fn body(&self, format: Wire, request_id: Option<&str>) -> serde_json::Value {
         match format {
-            WireFormat::Anthropic => json!({
+            Wire::Anthropic => json!({
                 "type": "error",
                 "error": { "type": self.anthropic_type(), "message": self.message },
                 "request_id": request_id,
@@ -257,7 +257,7 @@ impl GatewayError {
     }
 
     /// A complete HTTP response in the client's format.
-    pub fn to_response(&self, format: WireFormat, request_id: Option<&str>) -> Response {
+    pub fn to_response(&self, format: Wire, request_id: Option<&str>) -> Response {
         let body = self.body(format, request_id);
         let mut resp = (self.status(format), axum::Json(body)).into_response();
         resp.headers_mut().extend(self.headers());
@@ -280,19 +280,19 @@ mod tests {
     #[test]
     fn envelopes() {
         let e = GatewayError::model_not_found("nope/x");
-        assert_eq!(e.status(WireFormat::OpenAiChat), StatusCode::NOT_FOUND);
+        assert_eq!(e.status(Wire::OpenAi), StatusCode::NOT_FOUND);
         assert_eq!(
-            e.body(WireFormat::OpenAiChat, None),
+            e.body(Wire::OpenAi, None),
             json!({"error":{"message":"The model `nope/x` does not exist or you do not have access to it.",
                 "type":"invalid_request_error","param":"model","code":"model_not_found"}})
         );
         assert_eq!(
-            e.body(WireFormat::Anthropic, Some("req_1"))["error"]["type"],
+            e.body(Wire::Anthropic, Some("req_1"))["error"]["type"],
             "not_found_error"
         );
         let o = GatewayError::new(ErrorKind::Overloaded, "busy");
-        assert_eq!(o.status(WireFormat::Anthropic).as_u16(), 529);
-        assert_eq!(o.status(WireFormat::OpenAiChat).as_u16(), 503);
+        assert_eq!(o.status(Wire::Anthropic).as_u16(), 529);
+        assert_eq!(o.status(Wire::OpenAi).as_u16(), 503);
         let b = GatewayError::new(ErrorKind::InsufficientBalance, "top up");
         assert_eq!(b.headers()["x-should-retry"], "false");
     }

@@ -33,6 +33,18 @@ impl Prepared {
         for w in &self.watchers {
             w.abort();
         }
+        // Streams still running finish (their bookkeeping with them) before the committer's
+        // last flush; a stream that outlives the bound is settled by the reaper.
+        self.gateway.tasks.close();
+        if tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            self.gateway.tasks.wait(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("streams still running at exit");
+        }
         let Prepared {
             state,
             gateway,
@@ -104,6 +116,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         health: Default::default(),
         billing: config.billing.clone(),
         committer,
+        tasks: tokio_util::task::TaskTracker::new(),
     });
     let watchers = vec![
         verifier.spawn_epoch_watcher(),

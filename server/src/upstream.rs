@@ -119,8 +119,14 @@ pub fn default_max_tokens(target: &Target) -> u32 {
     target.model.max_output_tokens.unwrap_or(4096).min(4096)
 }
 
-/// The request for a chat completion on `target`.
-pub fn chat_request(target: &Target, req: &CanonicalRequest) -> Result<Outbound, GatewayError> {
+/// The request for a chat completion on `target`. `forward` holds client headers for an
+/// upstream of the client's own format (Anthropic's `anthropic-version` and `anthropic-beta`),
+/// which replace Weir's defaults.
+pub fn chat_request(
+    target: &Target,
+    req: &CanonicalRequest,
+    forward: Option<&HeaderMap>,
+) -> Result<Outbound, GatewayError> {
     let upstream_model = &target.model.upstream_model;
     let (url, body) = match target.channel.wire {
         Wire::OpenAi => (
@@ -142,9 +148,18 @@ pub fn chat_request(target: &Target, req: &CanonicalRequest) -> Result<Outbound,
             ))
         }
     };
+    let mut headers = auth_headers(target)?;
+    if let Some(f) = forward {
+        for name in f.keys() {
+            headers.remove(name);
+        }
+        for (name, v) in f {
+            headers.append(name, v.clone());
+        }
+    }
     Ok(Outbound {
         url,
-        headers: auth_headers(target)?,
+        headers,
         body: to_bytes(&body),
     })
 }

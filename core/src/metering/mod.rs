@@ -353,6 +353,91 @@ mod tests {
         t.cleanup().await;
     }
 
+    /// The plan of `sql` with `c`'s values, one line per step: SQLite's `EXPLAIN QUERY PLAN`,
+    /// or PostgreSQL's `EXPLAIN` with sequential scans priced out (a test table is small enough
+    /// that the planner would rightly scan it; what is asked here is whether an index serves the
+    /// query at all).
+    async fn plan(db: &crate::db::Db, sql: &str, c: &usage::Conditions) -> String {
+        let mut conn = db.pool().acquire().await.unwrap();
+        let pg = db.backend() == crate::db::Backend::Postgres;
+        let explain = if pg {
+            sqlx::query("SET enable_seqscan = off")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            format!("EXPLAIN {sql}")
+        } else {
+            format!("EXPLAIN QUERY PLAN {sql}")
+        };
+        let rows = c
+            .bind(sqlx::query(&explain))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        if pg {
+            sqlx::query("RESET enable_seqscan")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        let col = if pg { "QUERY PLAN" } else { "detail" };
+        rows.iter()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, col).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The console's usage queries are served by indexes on both backends: a page of the
+    /// request table (filtered by day range and key, after a cursor) walks
+    /// the team-and-time index of `request_log` in order with no sort step, and totals read `usage_daily` by its
+    /// primary key's `(team_id, day)` prefix.
+    #[tokio::test]
+    async fn usage_queries_use_their_indexes() {
+        let t = TestDb::new().await.unwrap();
+        let rows: Vec<_> = (0..50)
+            .map(|i| sample_record(&format!("p{i}"), 1))
+            .collect();
+        insert_batch(&t.db, &rows).await.unwrap();
+        let pg = t.db.backend() == crate::db::Backend::Postgres;
+        let f = UsageFilter {
+            from_day: Some(0),
+            to_day: Some(30),
+            api_key_id: Some(1),
+            ..UsageFilter::default()
+        };
+        let cursor = Cursor {
+            created_at: 10,
+            request_id: "p9".into(),
+        };
+        let (sql, c) = usage::page_query(1, &f, Some(&cursor), 50);
+        let page = plan(&t.db, &sql, &c).await;
+        let index = if pg { "request_log_team_page" } else { "request_log_team_time" };
+        assert!(page.contains(index), "{page}");
+        if pg {
+            assert!(!page.contains("Seq Scan on request_log"), "{page}");
+            assert!(!page.contains("Sort"), "{page}");
+        } else {
+            assert!(!page.contains("SCAN r"), "{page}");
+            assert!(!page.contains("TEMP B-TREE"), "{page}");
+        }
+        let d = usage::Conditions::daily(1, &f);
+        let sql = format!(
+            "SELECT u.model, u.api_key_id, SUM(u.cost) FROM usage_daily u WHERE {} \
+             GROUP BY u.model, u.api_key_id",
+            d.sql
+        );
+        let daily = plan(&t.db, &sql, &d).await;
+        if pg {
+            assert!(daily.contains("usage_daily_pkey"), "{daily}");
+        } else {
+            assert!(
+                daily.contains("SEARCH u USING PRIMARY KEY (team_id=? AND day>? AND day<?)"),
+                "{daily}"
+            );
+        }
+        t.cleanup().await;
+    }
+
     /// The rollup counts each logged row once, a retried batch included, and splits by day,
     /// key, model and outcome.
     #[tokio::test]

@@ -244,8 +244,9 @@ pub(super) fn usage_row(r: &AnyRow) -> Result<UsageRow, sqlx::Error> {
 }
 
 /// One page of the team's requests matching `f`, newest first, starting after `after`; and
-/// the cursor of the next page when there is one. Served by the `(team_id, created_at)` index
-/// (whose entries end with the request id), never by OFFSET.
+/// the cursor of the next page when there is one. Read in order from an index on
+/// `(team_id, created_at, request_id)` (on SQLite the request id is the table's key, which ends
+/// every index entry), never by OFFSET; `usage_queries_use_their_indexes` checks the plans.
 pub async fn list_requests(
     db: &Db,
     team_id: i64,
@@ -253,6 +254,32 @@ pub async fn list_requests(
     after: Option<&Cursor>,
     limit: u32,
 ) -> Result<(Vec<UsageRow>, Option<Cursor>), DbError> {
+    let (sql, c) = page_query(team_id, f, after, limit);
+    let rows = c.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
+    let mut out = rows
+        .iter()
+        .map(usage_row)
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let next = if out.len() > limit as usize {
+        out.truncate(limit as usize);
+        out.last().map(|r| Cursor {
+            created_at: r.created_at,
+            request_id: r.request_id.clone(),
+        })
+    } else {
+        None
+    };
+    Ok((out, next))
+}
+
+/// The statement of one page of [`list_requests`] (`limit + 1` rows, to tell whether another
+/// page follows) and its bound values.
+pub(super) fn page_query(
+    team_id: i64,
+    f: &UsageFilter,
+    after: Option<&Cursor>,
+    limit: u32,
+) -> (String, Conditions) {
     let mut c = Conditions::new(team_id, f);
     if let Some(a) = after {
         let n = c.next();
@@ -269,21 +296,7 @@ pub async fn list_requests(
         c.sql,
         u64::from(limit) + 1
     );
-    let rows = c.bind(sqlx::query(&sql)).fetch_all(db.pool()).await?;
-    let mut out = rows
-        .iter()
-        .map(usage_row)
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let next = if out.len() > limit as usize {
-        out.truncate(limit as usize);
-        out.last().map(|r| Cursor {
-            created_at: r.created_at,
-            request_id: r.request_id.clone(),
-        })
-    } else {
-        None
-    };
-    Ok((out, next))
+    (sql, c)
 }
 
 /// Sums of `usage_daily u`, cast back to BIGINT: PostgreSQL sums BIGINTs as NUMERIC.

@@ -31,6 +31,9 @@ pub struct Gateway {
     pub billing: BillingPolicy,
     /// Group commit of reservations, settlements and request-log rows.
     pub committer: weir_core::billing::Committer,
+    /// Work a request leaves running after its handler returned (stream pumps, checkpoints),
+    /// waited for at shutdown.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 /// How much a request may hold, and for how long, before it is settled.
@@ -138,6 +141,7 @@ pub fn spawn_catalog_watcher(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/chat/completions", post(pipeline::chat_completions))
+        .route("/messages", post(pipeline::messages))
         .route("/embeddings", post(pipeline::embeddings))
         .route("/models", get(models::list))
         .route("/models/{*id}", get(models::get_one))

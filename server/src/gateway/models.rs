@@ -18,7 +18,7 @@ use super::{
     Gateway,
 };
 use crate::{
-    canonical::WireFormat,
+    canonical::Wire,
     error::{ErrorKind, GatewayError},
 };
 
@@ -39,7 +39,7 @@ pub async fn list(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respons
 
 async fn list_models(gw: &Gateway, headers: &HeaderMap) -> Response {
     if let Err(e) = authenticate(gw, headers).await {
-        return e.to_response(WireFormat::OpenAiChat, None);
+        return e.to_response(Wire::OpenAi, None);
     }
     let snap = gw.catalog.current();
     let mut data: Vec<Value> = snap
@@ -67,7 +67,7 @@ pub async fn get_one(
 
 async fn get_model(gw: &Gateway, headers: &HeaderMap, id: &str) -> Response {
     if let Err(e) = authenticate(gw, headers).await {
-        return e.to_response(WireFormat::OpenAiChat, None);
+        return e.to_response(Wire::OpenAi, None);
     }
     let snap = gw.catalog.current();
     let found = snap
@@ -83,7 +83,7 @@ async fn get_model(gw: &Gateway, headers: &HeaderMap, id: &str) -> Response {
         });
     match found {
         Some(v) => Json(v).into_response(),
-        None => GatewayError::model_not_found(id).to_response(WireFormat::OpenAiChat, None),
+        None => GatewayError::model_not_found(id).to_response(Wire::OpenAi, None),
     }
 }
 
@@ -93,6 +93,6 @@ pub async fn not_found(body: Body) -> Response {
     let id = new_request_id();
     let resp = GatewayError::new(ErrorKind::NotFound, "Unknown API path.")
         .with_code("unknown_url")
-        .to_response(WireFormat::OpenAiChat, Some(&id));
+        .to_response(Wire::OpenAi, Some(&id));
     with_request_id(resp, &id)
 }

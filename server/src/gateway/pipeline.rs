@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use weir_core::{
     auth::{Caller, VerifyError},
     billing::{self, BillingError},
-    catalog::{ModelKind, Target, Wire},
+    catalog::{ModelKind, Target},
     metering::UsageSource,
 };
 
@@ -34,11 +34,11 @@ use super::{
     Gateway,
 };
 use crate::{
-    canonical::{CanonicalRequest, StreamErrorKind, StreamEvent, Usage, WireFormat},
+    canonical::{CanonicalRequest, StreamErrorKind, StreamEvent, Usage, Wire},
     error::{ErrorKind, GatewayError},
     tokens,
     upstream::{self, StreamFault},
-    wire::{anthropic, openai_chat, openai_embeddings},
+    wire::{self, openai_chat, openai_embeddings, ChunkKind, StreamDecoder, StreamEncoder},
 };
 
 /// Largest request body accepted (Anthropic's limit; images make chat bodies large).
@@ -191,8 +191,8 @@ pub async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Caller, G
     })
 }
 
-/// The client's format for this surface.
-const CLIENT: WireFormat = WireFormat::OpenAiChat;
+/// The format of the embeddings surface.
+const OPENAI: Wire = Wire::OpenAi;
 
 /// Holds the worst-case cost of the request before any upstream call, in one guarded update
 /// (RELIABILITY.md §3). The worst case is taken over every candidate, so failover never needs
@@ -260,20 +260,21 @@ async fn admit(
     body: Body,
     request_id: &str,
     endpoint: &'static str,
+    client: Wire,
 ) -> Result<(Bytes, Finaliser), Response> {
     let started = Instant::now();
     let bytes = read_body(headers, body)
         .await
-        .map_err(|e| e.to_response(CLIENT, Some(request_id)))?;
+        .map_err(|e| e.to_response(client, Some(request_id)))?;
     let caller = authenticate(gw, headers)
         .await
-        .map_err(|e| e.to_response(CLIENT, Some(request_id)))?;
+        .map_err(|e| e.to_response(client, Some(request_id)))?;
     let fin = Finaliser::new(gw.clone(), request_id.to_owned(), caller, endpoint, started);
     Ok((bytes, fin))
 }
 
 // ---------------------------------------------------------------------------------------------
-// POST /v1/chat/completions
+// POST /v1/chat/completions and POST /v1/messages
 // ---------------------------------------------------------------------------------------------
 
 pub async fn chat_completions(
@@ -281,24 +282,80 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = new_request_id();
-    let resp = match admit(&gw, &headers, body, &request_id, "chat").await {
-        Err(resp) => resp,
-        Ok((bytes, fin)) => chat(gw, fin, bytes, &request_id).await,
-    };
-    with_request_id(resp, &request_id)
+    chat_surface(gw, headers, body, Wire::OpenAi, "chat").await
 }
 
-async fn chat(gw: Arc<Gateway>, mut fin: Finaliser, bytes: Bytes, request_id: &str) -> Response {
-    match chat_attempts(&gw, &mut fin, bytes, request_id).await {
+pub async fn messages(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    chat_surface(gw, headers, body, Wire::Anthropic, "messages").await
+}
+
+/// One chat request on the surface of format `client`; everything after decoding is the same
+/// for every surface.
+async fn chat_surface(
+    gw: Arc<Gateway>,
+    headers: HeaderMap,
+    body: Body,
+    client: Wire,
+    endpoint: &'static str,
+) -> Response {
+    let request_id = new_request_id();
+    let resp = match admit(&gw, &headers, body, &request_id, endpoint, client).await {
+        Err(resp) => resp,
+        Ok((bytes, fin)) => {
+            let mut ctx = ChatCtx {
+                client,
+                request_id: &request_id,
+                forward: forwarded_headers(client, &headers),
+            };
+            chat(gw, fin, bytes, &mut ctx).await
+        }
+    };
+    let mut resp = with_request_id(resp, &request_id);
+    if client == Wire::Anthropic {
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("request-id", v);
+        }
+    }
+    resp
+}
+
+/// What a chat request carries from its surface through every attempt.
+struct ChatCtx<'a> {
+    /// The format the client speaks, which every answer and error is rendered in.
+    client: Wire,
+    request_id: &'a str,
+    /// Client headers passed on to upstreams of the client's own format.
+    forward: HeaderMap,
+}
+
+/// `anthropic-version` and `anthropic-beta` of an Anthropic client, for Anthropic channels.
+fn forwarded_headers(client: Wire, headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    if client == Wire::Anthropic {
+        for name in ["anthropic-version", "anthropic-beta"] {
+            for v in headers.get_all(name) {
+                out.append(name, v.clone());
+            }
+        }
+    }
+    out
+}
+
+async fn chat(
+    gw: Arc<Gateway>,
+    mut fin: Finaliser,
+    bytes: Bytes,
+    ctx: &mut ChatCtx<'_>,
+) -> Response {
+    match chat_attempts(&gw, &mut fin, bytes, ctx).await {
         Ok(ChatReply::Done { response, outcome }) => {
             fin.finish(outcome);
             response
         }
         Ok(ChatReply::Stream(job)) => start_stream(gw, fin, *job),
         Err(e) => {
-            fin.finish(Outcome::failed(e.status(CLIENT).as_u16(), &e));
-            e.to_response(CLIENT, Some(request_id))
+            fin.finish(Outcome::failed(e.status(ctx.client).as_u16(), &e));
+            e.to_response(ctx.client, Some(ctx.request_id))
         }
     }
 }
@@ -311,14 +368,36 @@ enum ChatReply {
     Stream(Box<StreamJob>),
 }
 
+/// The candidates that can express `req` at all (format limits such as `n > 1`), so that the
+/// request is refused before any money is held rather than after.
+fn within_format_limits(
+    req: &CanonicalRequest,
+    plan: Vec<Target>,
+) -> Result<Vec<Target>, GatewayError> {
+    if !req.n.is_some_and(|n| n > 1) {
+        return Ok(plan);
+    }
+    let plan: Vec<Target> = plan
+        .into_iter()
+        .filter(|t| t.channel.wire == Wire::OpenAi)
+        .collect();
+    if plan.is_empty() {
+        return Err(GatewayError::invalid_param(
+            "n",
+            "This model supports only n = 1.",
+        ));
+    }
+    Ok(plan)
+}
+
 /// Tries the candidate channels in order until one answers.
 async fn chat_attempts(
     gw: &Gateway,
     fin: &mut Finaliser,
     bytes: Bytes,
-    request_id: &str,
+    ctx: &ChatCtx<'_>,
 ) -> Result<ChatReply, GatewayError> {
-    let req = openai_chat::decode_request(&bytes)?;
+    let req = wire::decode_request(ctx.client, &bytes)?;
     drop(bytes);
     fin.model.clone_from(&req.model);
     fin.stream = req.stream;
@@ -334,26 +413,20 @@ async fn chat_attempts(
         )
         .with_retry_after(Some(5)));
     }
+    let plan = within_format_limits(&req, plan)?;
     let prompt_estimate = tokens::estimate_prompt(&req);
     reserve(gw, fin, &plan, prompt_estimate, req.max_output_tokens).await?;
     let mut last: Option<GatewayError> = None;
     for target in plan.into_iter().take(MAX_ATTEMPTS) {
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
-        if target.channel.wire != Wire::OpenAi && req.n.is_some_and(|n| n > 1) {
-            return Err(GatewayError::invalid_param(
-                "n",
-                "This model supports only n = 1.",
-            ));
-        }
-        let out = upstream::chat_request(&target, &req)?;
+        let forward = (target.channel.wire == ctx.client).then_some(&ctx.forward);
+        let out = upstream::chat_request(&target, &req, forward)?;
         let result = match upstream::send(&gw.http, out, &gw.timeouts).await {
-            Ok(resp) if req.stream => {
-                open_stream(gw, &target, &req, resp, prompt_estimate, request_id)
-                    .await
-                    .map(|job| ChatReply::Stream(Box::new(job)))
-            }
-            Ok(resp) => complete(gw, &target, resp, request_id, fin.reserved.as_ref()).await,
+            Ok(resp) if req.stream => open_stream(gw, &target, &req, resp, prompt_estimate, ctx)
+                .await
+                .map(|job| ChatReply::Stream(Box::new(job))),
+            Ok(resp) => complete(gw, &target, &req, resp, ctx, fin.reserved.as_ref()).await,
             Err(e) => Err(e),
         };
         match result {
@@ -379,35 +452,32 @@ async fn chat_attempts(
     }))
 }
 
-/// A non-streamed answer: relayed as it is from an OpenAI-compatible upstream, translated
-/// otherwise.
+/// A non-streamed answer: relayed as it is from an upstream of the client's format,
+/// translated otherwise.
 async fn complete(
     gw: &Gateway,
     target: &Target,
+    req: &CanonicalRequest,
     resp: reqwest::Response,
-    request_id: &str,
+    ctx: &ChatCtx<'_>,
     tariff: Option<&weir_core::catalog::Tariff>,
 ) -> Result<ChatReply, GatewayError> {
     let body = upstream::read_body(resp, &gw.timeouts)
         .await
         .map_err(|e| e.retryable(true))?;
-    let (bytes, usage) = match target.channel.wire {
-        Wire::OpenAi => {
-            let usage = openai_chat::response_usage(&body).map_err(|_| {
-                GatewayError::new(ErrorKind::BadGateway, "The upstream returned invalid JSON.")
-                    .retryable(true)
-            })?;
-            (body, usage)
-        }
-        _ => {
-            let mut r = anthropic::decode_response(&body).map_err(|e| e.retryable(true))?;
-            r.id = format!("chatcmpl-{}", request_id.trim_start_matches("req_"));
-            let usage = r.usage;
-            (
-                crate::wire::json::to_bytes(&openai_chat::encode_response(&r)),
-                usage,
-            )
-        }
+    let upstream = target.channel.wire;
+    let (bytes, usage) = if upstream == ctx.client {
+        let usage = wire::response_usage(upstream, &body)?;
+        (body, usage)
+    } else {
+        let mut r = wire::decode_response(upstream, &body).map_err(|e| e.retryable(true))?;
+        r.id = wire::response_id(ctx.client, ctx.request_id);
+        r.model.clone_from(&req.model);
+        let usage = r.usage;
+        (
+            crate::wire::json::to_bytes(&wire::encode_response(ctx.client, &r)),
+            usage,
+        )
     };
     let outcome = match usage {
         Some(u) => Outcome::ok(u, UsageSource::Upstream),
@@ -430,27 +500,24 @@ async fn complete(
 
 type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Event, StreamFault>> + Send>>;
 
-/// How upstream events become client bytes.
-enum Render {
-    /// Same format: relay each event's data, observing it for metering.
-    Relay {
-        decoder: openai_chat::ChunkDecoder,
-        include_usage: bool,
-    },
-    /// Decode the upstream's format, render OpenAI chunks.
-    Translate(Box<Translator>),
-}
-
-struct Translator {
-    decoder: anthropic::StreamDecoder,
-    encoder: openai_chat::ChunkEncoder,
+/// How upstream events become client bytes: always decoded (for metering), then relayed as
+/// they came when the upstream speaks the client's format, rendered by the encoder otherwise.
+/// The encoder also writes errors, and the end of a translated stream.
+struct Render {
+    decoder: StreamDecoder,
+    encoder: StreamEncoder,
+    relay: bool,
+    /// The client asked for the usage chunk (OpenAI `stream_options.include_usage`).
+    include_usage: bool,
 }
 
 struct StreamJob {
     events: Events,
     /// The first event, read before committing to a 200 so that an immediate upstream error
-    /// can still fail over.
+    /// can still fail over, and what it decoded to (it is decoded once).
     first: Event,
+    first_kind: ChunkKind,
+    first_events: Vec<StreamEvent>,
     render: Render,
     meter: Meter,
 }
@@ -463,8 +530,19 @@ async fn open_stream(
     req: &CanonicalRequest,
     resp: reqwest::Response,
     prompt_estimate: u64,
-    request_id: &str,
+    ctx: &ChatCtx<'_>,
 ) -> Result<StreamJob, GatewayError> {
+    let mut render = Render {
+        decoder: StreamDecoder::new(target.channel.wire)?,
+        encoder: StreamEncoder::new(
+            ctx.client,
+            wire::response_id(ctx.client, ctx.request_id),
+            req.model.clone(),
+            req.include_usage,
+        )?,
+        relay: target.channel.wire == ctx.client,
+        include_usage: req.include_usage,
+    };
     let mut events: Events = Box::pin(upstream::sse_events(resp));
     let first = match tokio::time::timeout(gw.timeouts.first_byte, events.next()).await {
         Err(_) => {
@@ -483,30 +561,13 @@ async fn open_stream(
         }
         Ok(Some(Ok(ev))) => ev,
     };
-    let render = match target.channel.wire {
-        Wire::OpenAi => Render::Relay {
-            decoder: openai_chat::ChunkDecoder::default(),
-            include_usage: req.include_usage,
-        },
-        _ => Render::Translate(Box::new(Translator {
-            decoder: anthropic::StreamDecoder::default(),
-            encoder: openai_chat::ChunkEncoder::new(
-                format!("chatcmpl-{}", request_id.trim_start_matches("req_")),
-                String::new(),
-                req.include_usage,
-            ),
-        })),
-    };
-    let mut job = StreamJob {
-        events,
-        first,
-        render,
-        meter: Meter::new(prompt_estimate),
-    };
+    let mut first_events = Vec::new();
+    let first_kind = render
+        .decoder
+        .decode(&first, &mut first_events)
+        .map_err(|e| e.retryable(true))?;
     // An error as the very first event: nothing was sent, so another channel may be tried.
-    let mut probe = Vec::new();
-    let _ = decode_event(&mut job.render, &job.first, &mut probe);
-    if let Some(StreamEvent::Error { kind, .. }) = probe.first() {
+    if let Some(StreamEvent::Error { kind, .. }) = first_events.first() {
         let k = match kind {
             StreamErrorKind::Overloaded => ErrorKind::Overloaded,
             StreamErrorKind::RateLimited => ErrorKind::UpstreamRateLimited,
@@ -520,32 +581,14 @@ async fn open_stream(
             e.retryable(true)
         });
     }
-    // Re-create the decoder so that the first event is decoded once, by the pump.
-    job.render = match job.render {
-        Render::Relay { include_usage, .. } => Render::Relay {
-            decoder: openai_chat::ChunkDecoder::default(),
-            include_usage,
-        },
-        Render::Translate(t) => Render::Translate(Box::new(Translator {
-            decoder: anthropic::StreamDecoder::default(),
-            encoder: t.encoder,
-        })),
-    };
-    Ok(job)
-}
-
-fn decode_event(
-    render: &mut Render,
-    ev: &Event,
-    out: &mut Vec<StreamEvent>,
-) -> Result<openai_chat::ChunkKind, GatewayError> {
-    match render {
-        Render::Relay { decoder, .. } => decoder.decode(&ev.data, out),
-        Render::Translate(t) => t
-            .decoder
-            .decode(&ev.event, &ev.data, out)
-            .map(|()| openai_chat::ChunkKind::Content),
-    }
+    Ok(StreamJob {
+        events,
+        first,
+        first_kind,
+        first_events,
+        render,
+        meter: Meter::new(prompt_estimate),
+    })
 }
 
 /// Counts what a stream delivered, for billing when the upstream reports no usage.
@@ -634,7 +677,7 @@ enum StreamEnd {
 
 fn start_stream(gw: Arc<Gateway>, fin: Finaliser, job: StreamJob) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(32);
-    tokio::spawn(pump(gw, job, tx, fin));
+    gw.tasks.clone().spawn(pump(gw, job, tx, fin));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -678,13 +721,8 @@ fn relay_usage_with_cost(
     }
 }
 
-/// Writes a terminal error chunk in the OpenAI stream format.
-fn error_chunk(message: &str, ty: &str, out: &mut BytesMut) {
-    openai_chat::write_data(
-        &serde_json::json!({"error": {"message": message, "type": ty, "param": null, "code": null}}),
-        out,
-    );
-}
+/// How long an Anthropic client's stream may be silent before Weir sends a `ping`.
+const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Drives one stream to its end, then finishes the request. Owns the finaliser, so the
 /// bookkeeping runs whatever happens to the client.
@@ -692,78 +730,91 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
     let StreamJob {
         mut events,
         first,
+        first_kind,
+        first_events,
         mut render,
         mut meter,
     } = job;
-    let mut decoded = Vec::new();
+    let mut decoded = first_events;
     let mut out = BytesMut::new();
-    let mut pending = Some(first);
+    let mut pending = Some((first, first_kind));
     let mut saw_done = false;
     let tariff = fin.reserved;
     let mut last_checkpoint = Instant::now();
+    let keepalive = render.encoder.keepalive();
     let end = loop {
-        let ev = match pending.take() {
-            Some(ev) => ev,
+        let (ev, kind) = match pending.take() {
+            Some(first) => first,
             None => {
-                let next = tokio::select! {
-                    biased;
-                    _ = tx.closed() => break StreamEnd::ClientGone,
-                    n = tokio::time::timeout(gw.timeouts.idle, events.next()) => n,
+                let idle = tokio::time::sleep(gw.timeouts.idle);
+                tokio::pin!(idle);
+                let next = loop {
+                    tokio::select! {
+                        biased;
+                        _ = tx.closed() => break None,
+                        n = events.next() => break Some(Ok(n)),
+                        _ = &mut idle => break Some(Err(())),
+                        _ = tokio::time::sleep(PING_EVERY), if keepalive.is_some() => {
+                            if let Some(ping) = keepalive {
+                                if tx.send(Bytes::from_static(ping)).await.is_err() {
+                                    break None;
+                                }
+                            }
+                        }
+                    }
                 };
-                match next {
-                    Err(_) => {
-                        error_chunk("The upstream stopped sending.", "server_error", &mut out);
+                let ev = match next {
+                    None => break StreamEnd::ClientGone,
+                    Some(Err(())) => {
+                        render.encoder.encode_error(
+                            StreamErrorKind::Server,
+                            "The upstream stopped sending.",
+                            &mut out,
+                        );
                         break StreamEnd::IdleTimeout;
                     }
-                    Ok(None) if meter.finished || saw_done => break StreamEnd::Normal,
-                    Ok(None) | Ok(Some(Err(_))) => {
-                        error_chunk(
+                    Some(Ok(None)) if meter.finished || saw_done => break StreamEnd::Normal,
+                    Some(Ok(None)) | Some(Ok(Some(Err(_)))) => {
+                        render.encoder.encode_error(
+                            StreamErrorKind::Server,
                             "The upstream connection failed mid-stream.",
-                            "server_error",
                             &mut out,
                         );
                         break StreamEnd::UpstreamBroken;
                     }
-                    Ok(Some(Ok(ev))) => ev,
+                    Some(Ok(Some(Ok(ev)))) => ev,
+                };
+                decoded.clear();
+                match render.decoder.decode(&ev, &mut decoded) {
+                    Ok(kind) => (ev, kind),
+                    Err(_) => {
+                        render.encoder.encode_error(
+                            StreamErrorKind::Server,
+                            "The upstream sent a malformed stream.",
+                            &mut out,
+                        );
+                        break StreamEnd::UpstreamBroken;
+                    }
                 }
-            }
-        };
-        decoded.clear();
-        let kind = match decode_event(&mut render, &ev, &mut decoded) {
-            Ok(k) => k,
-            Err(_) => {
-                error_chunk(
-                    "The upstream sent a malformed stream.",
-                    "server_error",
-                    &mut out,
-                );
-                break StreamEnd::UpstreamBroken;
             }
         };
         for e in &decoded {
             meter.observe(e);
         }
-        match &mut render {
-            Render::Relay { include_usage, .. } => {
-                if kind == openai_chat::ChunkKind::Done {
-                    saw_done = true;
+        if kind == ChunkKind::Done {
+            saw_done = true;
+        }
+        if render.relay {
+            match (kind, tariff, render.include_usage) {
+                (ChunkKind::UsageOnly, _, false) => {}
+                (ChunkKind::UsageOnly, Some(t), true) => {
+                    relay_usage_with_cost(&ev.data, &t, &meter, &mut out)
                 }
-                match (kind, tariff, *include_usage) {
-                    (openai_chat::ChunkKind::UsageOnly, _, false) => {}
-                    (openai_chat::ChunkKind::UsageOnly, Some(t), true) => {
-                        relay_usage_with_cost(&ev.data, &t, &meter, &mut out)
-                    }
-                    _ => {
-                        out.extend_from_slice(b"data: ");
-                        out.extend_from_slice(ev.data.as_bytes());
-                        out.extend_from_slice(b"\n\n");
-                    }
-                }
+                _ => render.decoder.relay(&ev, &mut out),
             }
-            Render::Translate(t) => {
-                for e in &decoded {
-                    t.encoder.encode(e, &mut out);
-                }
+        } else {
+            for e in &decoded {
+                render.encoder.encode(e, &mut out);
             }
         }
         if !out.is_empty() {
@@ -782,7 +833,7 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
             if let Some((id, _, _)) = fin.identity() {
                 let (db, id, out_tokens) =
                     (gw.db.clone(), id.to_owned(), meter.output_bytes.div_ceil(4));
-                tokio::spawn(async move {
+                gw.tasks.spawn(async move {
                     let _ = billing::checkpoint(&db, &id, out_tokens).await;
                 });
             }
@@ -792,20 +843,22 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
         }
     };
     if end == StreamEnd::Normal {
-        match &mut render {
-            Render::Relay { .. } if !saw_done => out.extend_from_slice(b"data: [DONE]\n\n"),
-            Render::Relay { .. } => {}
-            Render::Translate(t) => {
-                if let Some(tariff) = &tariff {
-                    let mut extra = serde_json::Map::new();
-                    extra.insert(
-                        "cost_usd".into(),
-                        cost_of(tariff, &meter.usage().0).to_string().into(),
-                    );
-                    t.encoder.set_usage_extra(extra);
+        if render.relay {
+            if !saw_done {
+                // An OpenAI-format upstream that closed without `[DONE]` after its finish.
+                if let StreamDecoder::OpenAi(_) = render.decoder {
+                    out.extend_from_slice(b"data: [DONE]\n\n");
                 }
-                t.encoder.finish(&mut out)
             }
+        } else {
+            let mut extra = serde_json::Map::new();
+            if let Some(tariff) = &tariff {
+                extra.insert(
+                    "cost_usd".into(),
+                    cost_of(tariff, &meter.usage().0).to_string().into(),
+                );
+            }
+            render.encoder.finish(extra, &mut out)
         }
     }
     if !out.is_empty() && end != StreamEnd::ClientGone {
@@ -850,7 +903,7 @@ pub async fn embeddings(
     body: Body,
 ) -> Response {
     let request_id = new_request_id();
-    let resp = match admit(&gw, &headers, body, &request_id, "embeddings").await {
+    let resp = match admit(&gw, &headers, body, &request_id, "embeddings", OPENAI).await {
         Err(resp) => resp,
         Ok((bytes, mut fin)) => match embeddings_attempts(&gw, &mut fin, bytes).await {
             Ok((response, usage)) => {
@@ -858,8 +911,8 @@ pub async fn embeddings(
                 response
             }
             Err(e) => {
-                fin.finish(Outcome::failed(e.status(CLIENT).as_u16(), &e));
-                e.to_response(CLIENT, Some(&request_id))
+                fin.finish(Outcome::failed(e.status(OPENAI).as_u16(), &e));
+                e.to_response(OPENAI, Some(&request_id))
             }
         },
     };

@@ -1,5 +1,13 @@
 //! Wire formats: one module per format, each a set of pure codecs between that format's JSON
-//! and SSE and the canonical types. No IO.
+//! and SSE and the canonical types, split by message kind (inbound requests, upstream requests,
+//! responses, streams). No IO.
+//!
+//! The pipeline never names a pair of formats. It holds one [`Wire`] for the client's surface
+//! and one for the channel's kind, and goes through the closed enums here: a request is decoded
+//! by the client's format ([`decode_request`]) and encoded by the upstream's
+//! (`upstream::chat_request`); an answer is relayed as it came when both are the same format,
+//! and otherwise decoded by the upstream's format ([`decode_response`], [`StreamDecoder`]) and
+//! rendered by the client's ([`encode_response`], [`StreamEncoder`]).
 
 pub mod anthropic;
 pub mod json;
@@ -8,3 +16,197 @@ pub mod openai_embeddings;
 
 #[cfg(test)]
 mod fuzz_tests;
+
+use bytes::{BufMut, BytesMut};
+use eventsource_stream::Event;
+use serde_json::{Map, Value};
+
+pub use crate::canonical::Wire;
+use crate::{
+    canonical::{CanonicalRequest, CanonicalResponse, StreamErrorKind, StreamEvent, Usage},
+    error::{ErrorKind, GatewayError},
+};
+
+fn unsupported(w: Wire) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::BadGateway,
+        format!("The {} wire format is not supported yet.", w.as_str()),
+    )
+}
+
+/// Decodes a client's chat request in the format of the surface it called.
+pub fn decode_request(client: Wire, body: &[u8]) -> Result<CanonicalRequest, GatewayError> {
+    match client {
+        Wire::OpenAi => openai_chat::decode_request(body),
+        Wire::Anthropic => anthropic::decode_request(body),
+        Wire::Gemini | Wire::Cohere => Err(GatewayError::internal(
+            "no client surface speaks this format",
+        )),
+    }
+}
+
+/// The id a client sees for the answer to request `request_id` (`req_…`), in its format's
+/// convention.
+pub fn response_id(client: Wire, request_id: &str) -> String {
+    let tail = request_id.trim_start_matches("req_");
+    match client {
+        Wire::Anthropic => format!("msg_{tail}"),
+        _ => format!("chatcmpl-{tail}"),
+    }
+}
+
+/// The usage in a non-streamed upstream answer that is relayed as it is.
+pub fn response_usage(upstream: Wire, body: &[u8]) -> Result<Option<Usage>, GatewayError> {
+    let invalid = || {
+        GatewayError::new(ErrorKind::BadGateway, "The upstream returned invalid JSON.")
+            .retryable(true)
+    };
+    match upstream {
+        Wire::OpenAi => openai_chat::response_usage(body).map_err(|_| invalid()),
+        Wire::Anthropic => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| invalid())?;
+            Ok(v.get("usage").and_then(anthropic::decode_usage))
+        }
+        Wire::Gemini | Wire::Cohere => Err(unsupported(upstream)),
+    }
+}
+
+/// Decodes a non-streamed upstream answer.
+pub fn decode_response(upstream: Wire, body: &[u8]) -> Result<CanonicalResponse, GatewayError> {
+    match upstream {
+        Wire::OpenAi => openai_chat::decode_response(body),
+        Wire::Anthropic => anthropic::decode_response(body),
+        Wire::Gemini | Wire::Cohere => Err(unsupported(upstream)),
+    }
+}
+
+/// Renders a canonical answer in the client's format.
+pub fn encode_response(client: Wire, r: &CanonicalResponse) -> Value {
+    match client {
+        Wire::Anthropic => anthropic::encode_response(r),
+        _ => openai_chat::encode_response(r),
+    }
+}
+
+/// What one upstream stream event was, as far as relaying it needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkKind {
+    /// Content, a tool call, a finish, a keep-alive: anything else.
+    Content,
+    /// OpenAI's trailing `choices: []` chunk that only carries usage.
+    UsageOnly,
+    /// The upstream's own end of stream (OpenAI `[DONE]`, Anthropic `message_stop`).
+    Done,
+    /// An error reported in the stream.
+    Error,
+}
+
+/// The decoder of one upstream stream, by the channel's kind.
+pub enum StreamDecoder {
+    OpenAi(openai_chat::ChunkDecoder),
+    Anthropic(anthropic::StreamDecoder),
+}
+
+impl StreamDecoder {
+    pub fn new(upstream: Wire) -> Result<StreamDecoder, GatewayError> {
+        match upstream {
+            Wire::OpenAi => Ok(StreamDecoder::OpenAi(openai_chat::ChunkDecoder::default())),
+            Wire::Anthropic => Ok(StreamDecoder::Anthropic(anthropic::StreamDecoder::default())),
+            Wire::Gemini | Wire::Cohere => Err(unsupported(upstream)),
+        }
+    }
+
+    /// Decodes one SSE event, appending what it says to `out`.
+    pub fn decode(
+        &mut self,
+        ev: &Event,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<ChunkKind, GatewayError> {
+        match self {
+            StreamDecoder::OpenAi(d) => d.decode(&ev.data, out),
+            StreamDecoder::Anthropic(d) => d.decode(&ev.event, &ev.data, out),
+        }
+    }
+
+    /// Writes `ev` to a client of the same format, as the upstream sent it.
+    pub fn relay(&self, ev: &Event, out: &mut BytesMut) {
+        if let StreamDecoder::Anthropic(_) = self {
+            if !ev.event.is_empty() && ev.event != "message" {
+                out.put_slice(b"event: ");
+                out.put_slice(ev.event.as_bytes());
+                out.put_slice(b"\n");
+            }
+        }
+        out.put_slice(b"data: ");
+        out.put_slice(ev.data.as_bytes());
+        out.put_slice(b"\n\n");
+    }
+}
+
+/// The encoder of one client stream, by the client's format.
+pub enum StreamEncoder {
+    OpenAi(openai_chat::ChunkEncoder),
+    Anthropic(Box<anthropic::StreamEncoder>),
+}
+
+impl StreamEncoder {
+    /// `id` is the answer's id shown to the client and `model` the model it asked for.
+    pub fn new(
+        client: Wire,
+        id: String,
+        model: String,
+        include_usage: bool,
+    ) -> Result<StreamEncoder, GatewayError> {
+        match client {
+            Wire::OpenAi => Ok(StreamEncoder::OpenAi(openai_chat::ChunkEncoder::new(
+                id,
+                model,
+                include_usage,
+            ))),
+            Wire::Anthropic => Ok(StreamEncoder::Anthropic(Box::new(
+                anthropic::StreamEncoder::new(id, model),
+            ))),
+            Wire::Gemini | Wire::Cohere => Err(GatewayError::internal(
+                "no client surface speaks this format",
+            )),
+        }
+    }
+
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
+        match self {
+            StreamEncoder::OpenAi(e) => e.encode(ev, out),
+            StreamEncoder::Anthropic(e) => e.encode(ev, out),
+        }
+    }
+
+    /// Writes a terminal error event in the client's format (also on relayed streams).
+    pub fn encode_error(&mut self, kind: StreamErrorKind, message: &str, out: &mut BytesMut) {
+        self.encode(
+            &StreamEvent::Error {
+                kind,
+                message: message.to_owned(),
+            },
+            out,
+        );
+    }
+
+    /// Ends a stream that finished normally; `extra` fields (the request's cost) go into the
+    /// final usage object where the format has one the client asked for.
+    pub fn finish(&mut self, extra: Map<String, Value>, out: &mut BytesMut) {
+        match self {
+            StreamEncoder::OpenAi(e) => {
+                e.set_usage_extra(extra);
+                e.finish(out)
+            }
+            StreamEncoder::Anthropic(e) => e.finish(out),
+        }
+    }
+
+    /// The keep-alive event this format sends while the upstream is silent, if it has one.
+    pub fn keepalive(&self) -> Option<&'static [u8]> {
+        match self {
+            StreamEncoder::OpenAi(_) => None,
+            StreamEncoder::Anthropic(_) => Some(anthropic::PING),
+        }
+    }
+}

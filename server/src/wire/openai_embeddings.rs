@@ -6,9 +6,7 @@ use serde_json::{json, Value};
 
 use super::json::{missing, parse_object, range_error, take, take_string, take_u32, type_error};
 use crate::{
-    canonical::{
-        EmbeddingInput, EmbeddingRequest, EmbeddingResponse, Passthrough, Usage, WireFormat,
-    },
+    canonical::{EmbeddingInput, EmbeddingRequest, EmbeddingResponse, Passthrough, Usage, Wire},
     error::{ErrorKind, GatewayError},
 };
 
@@ -44,7 +42,7 @@ pub fn decode_request(body: &[u8]) -> Result<EmbeddingRequest, GatewayError> {
         dimensions,
         user,
         passthrough: Passthrough {
-            format: Some(WireFormat::OpenAiChat),
+            format: Some(Wire::OpenAi),
             fields: m,
         },
     })
@@ -113,7 +111,7 @@ fn encode_input(input: &EmbeddingInput) -> Value {
 /// The request for an OpenAI-compatible upstream. The encoding the client asked for is asked of
 /// the upstream too, so that its answer can be relayed as it is.
 pub fn encode_request(req: &EmbeddingRequest, upstream_model: &str) -> Value {
-    let mut m = if req.passthrough.format == Some(WireFormat::OpenAiChat) {
+    let mut m = if req.passthrough.format == Some(Wire::OpenAi) {
         req.passthrough.fields.clone()
     } else {
         Default::default()
