@@ -411,7 +411,11 @@ mod tests {
         };
         let (sql, c) = usage::page_query(1, &f, Some(&cursor), 50);
         let page = plan(&t.db, &sql, &c).await;
-        let index = if pg { "request_log_team_page" } else { "request_log_team_time" };
+        let index = if pg {
+            "request_log_team_page"
+        } else {
+            "request_log_team_time"
+        };
         assert!(page.contains(index), "{page}");
         if pg {
             assert!(!page.contains("Seq Scan on request_log"), "{page}");

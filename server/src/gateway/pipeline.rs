@@ -38,7 +38,9 @@ use crate::{
     error::{ErrorKind, GatewayError},
     tokens,
     upstream::{self, StreamFault},
-    wire::{self, openai_chat, openai_embeddings, ChunkKind, StreamDecoder, StreamEncoder},
+    wire::{
+        self, openai_chat, openai_embeddings, ChunkKind, ModelRewrite, StreamDecoder, StreamEncoder,
+    },
 };
 
 /// Largest request body accepted (Anthropic's limit; images make chat bodies large).
@@ -374,7 +376,7 @@ fn within_format_limits(
     req: &CanonicalRequest,
     plan: Vec<Target>,
 ) -> Result<Vec<Target>, GatewayError> {
-    if !req.n.is_some_and(|n| n > 1) {
+    if req.n.is_none_or(|n| n <= 1) {
         return Ok(plan);
     }
     let plan: Vec<Target> = plan
@@ -468,7 +470,10 @@ async fn complete(
     let upstream = target.channel.wire;
     let (bytes, usage) = if upstream == ctx.client {
         let usage = wire::response_usage(upstream, &body)?;
-        (body, usage)
+        match ModelRewrite::new(&target.model.upstream_model, &req.model) {
+            Some(r) => (r.apply(body), usage),
+            None => (body, usage),
+        }
     } else {
         let mut r = wire::decode_response(upstream, &body).map_err(|e| e.retryable(true))?;
         r.id = wire::response_id(ctx.client, ctx.request_id);
@@ -507,6 +512,8 @@ struct Render {
     decoder: StreamDecoder,
     encoder: StreamEncoder,
     relay: bool,
+    /// On relayed streams: the upstream's model name → the client's model id.
+    rewrite: Option<ModelRewrite>,
     /// The client asked for the usage chunk (OpenAI `stream_options.include_usage`).
     include_usage: bool,
 }
@@ -539,8 +546,10 @@ async fn open_stream(
             wire::response_id(ctx.client, ctx.request_id),
             req.model.clone(),
             req.include_usage,
+            prompt_estimate,
         )?,
         relay: target.channel.wire == ctx.client,
+        rewrite: ModelRewrite::new(&target.model.upstream_model, &req.model),
         include_usage: req.include_usage,
     };
     let mut events: Events = Box::pin(upstream::sse_events(resp));
@@ -703,6 +712,7 @@ fn relay_usage_with_cost(
     data: &str,
     tariff: &weir_core::catalog::Tariff,
     meter: &Meter,
+    rewrite: Option<&ModelRewrite>,
     out: &mut BytesMut,
 ) {
     match serde_json::from_str::<Value>(data) {
@@ -711,7 +721,12 @@ fn relay_usage_with_cost(
             if let Some(Value::Object(u)) = v.get_mut("usage") {
                 u.insert("cost_usd".into(), cost.to_string().into());
             }
-            openai_chat::write_data(&v, out);
+            let mut chunk = BytesMut::new();
+            openai_chat::write_data(&v, &mut chunk);
+            match rewrite {
+                Some(r) => r.write(&chunk, out),
+                None => out.extend_from_slice(&chunk),
+            }
         }
         Err(_) => {
             out.extend_from_slice(b"data: ");
@@ -808,9 +823,9 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
             match (kind, tariff, render.include_usage) {
                 (ChunkKind::UsageOnly, _, false) => {}
                 (ChunkKind::UsageOnly, Some(t), true) => {
-                    relay_usage_with_cost(&ev.data, &t, &meter, &mut out)
+                    relay_usage_with_cost(&ev.data, &t, &meter, render.rewrite.as_ref(), &mut out)
                 }
-                _ => render.decoder.relay(&ev, &mut out),
+                _ => render.decoder.relay(&ev, render.rewrite.as_ref(), &mut out),
             }
         } else {
             for e in &decoded {

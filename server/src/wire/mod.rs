@@ -128,8 +128,9 @@ impl StreamDecoder {
         }
     }
 
-    /// Writes `ev` to a client of the same format, as the upstream sent it.
-    pub fn relay(&self, ev: &Event, out: &mut BytesMut) {
+    /// Writes `ev` to a client of the same format, as the upstream sent it but for the model
+    /// name.
+    pub fn relay(&self, ev: &Event, rewrite: Option<&ModelRewrite>, out: &mut BytesMut) {
         if let StreamDecoder::Anthropic(_) = self {
             if !ev.event.is_empty() && ev.event != "message" {
                 out.put_slice(b"event: ");
@@ -138,7 +139,10 @@ impl StreamDecoder {
             }
         }
         out.put_slice(b"data: ");
-        out.put_slice(ev.data.as_bytes());
+        match rewrite {
+            Some(r) => r.write(ev.data.as_bytes(), out),
+            None => out.put_slice(ev.data.as_bytes()),
+        }
         out.put_slice(b"\n\n");
     }
 }
@@ -150,12 +154,15 @@ pub enum StreamEncoder {
 }
 
 impl StreamEncoder {
-    /// `id` is the answer's id shown to the client and `model` the model it asked for.
+    /// `id` is the answer's id shown to the client and `model` the model it asked for;
+    /// `prompt_estimate` stands in for the input count where the format shows one before the
+    /// upstream has reported it.
     pub fn new(
         client: Wire,
         id: String,
         model: String,
         include_usage: bool,
+        prompt_estimate: u64,
     ) -> Result<StreamEncoder, GatewayError> {
         match client {
             Wire::OpenAi => Ok(StreamEncoder::OpenAi(openai_chat::ChunkEncoder::new(
@@ -164,7 +171,7 @@ impl StreamEncoder {
                 include_usage,
             ))),
             Wire::Anthropic => Ok(StreamEncoder::Anthropic(Box::new(
-                anthropic::StreamEncoder::new(id, model),
+                anthropic::StreamEncoder::new(id, model).with_input_estimate(prompt_estimate),
             ))),
             Wire::Gemini | Wire::Cohere => Err(GatewayError::internal(
                 "no client surface speaks this format",
@@ -208,5 +215,88 @@ impl StreamEncoder {
             StreamEncoder::OpenAi(_) => None,
             StreamEncoder::Anthropic(_) => Some(anthropic::PING),
         }
+    }
+}
+
+/// Puts the model id the client asked for into relayed answers, in place of the upstream's own
+/// name (as OpenRouter does): the first `"model": "<upstream name>"` member of a body or an
+/// event is rewritten, while the bytes are copied out anyway. A member inside a string value
+/// cannot match, since its quotes are escaped there.
+pub struct ModelRewrite {
+    /// `"<upstream name>"` and `"<client's id>"`, as JSON strings.
+    from: Vec<u8>,
+    to: Vec<u8>,
+}
+
+impl ModelRewrite {
+    /// `None` when the names are the same.
+    pub fn new(upstream_model: &str, client_model: &str) -> Option<ModelRewrite> {
+        if upstream_model == client_model {
+            return None;
+        }
+        let quoted = |s: &str| serde_json::to_vec(s).unwrap_or_default();
+        Some(ModelRewrite {
+            from: quoted(upstream_model),
+            to: quoted(client_model),
+        })
+    }
+
+    /// Where the upstream's name (its opening quote) and its end are in `data`, if present.
+    fn find(&self, data: &[u8]) -> Option<(usize, usize)> {
+        const KEY: &[u8] = b"\"model\":";
+        for at in memchr::memmem::find_iter(data, KEY) {
+            let mut i = at + KEY.len();
+            while data.get(i).is_some_and(|b| *b == b' ') {
+                i += 1;
+            }
+            if data[i..].starts_with(&self.from) {
+                return Some((i, i + self.from.len()));
+            }
+        }
+        None
+    }
+
+    /// Appends `data` to `out` with the name rewritten.
+    pub fn write(&self, data: &[u8], out: &mut BytesMut) {
+        match self.find(data) {
+            Some((a, b)) => {
+                out.put_slice(&data[..a]);
+                out.put_slice(&self.to);
+                out.put_slice(&data[b..]);
+            }
+            None => out.put_slice(data),
+        }
+    }
+
+    /// `body` with the name rewritten (copied only when it occurs).
+    pub fn apply(&self, body: bytes::Bytes) -> bytes::Bytes {
+        if self.find(&body).is_none() {
+            return body;
+        }
+        let mut out = BytesMut::with_capacity(body.len() + self.to.len());
+        self.write(&body, &mut out);
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_rewrite_touches_only_the_member() {
+        let r = ModelRewrite::new("echo", "demo/echo").unwrap();
+        let mut out = BytesMut::new();
+        r.write(
+            br#"{"content":"say \"model\":\"echo\"","model": "echo","x":"echo"}"#,
+            &mut out,
+        );
+        assert_eq!(
+            &out[..],
+            br#"{"content":"say \"model\":\"echo\"","model": "demo/echo","x":"echo"}"#
+        );
+        let body = bytes::Bytes::from_static(br#"{"model":"other"}"#);
+        assert_eq!(r.apply(body.clone()), body);
+        assert!(ModelRewrite::new("a", "a").is_none());
     }
 }

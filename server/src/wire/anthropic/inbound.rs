@@ -14,13 +14,31 @@ use crate::{
     error::GatewayError,
 };
 
+/// Content block types Weir does not model but Anthropic channels take as they are.
+const OPAQUE_BLOCKS: [&str; 14] = [
+    "document",
+    "redacted_thinking",
+    "search_result",
+    "container_upload",
+    "server_tool_use",
+    "web_search_tool_result",
+    "web_fetch_tool_result",
+    "code_execution_tool_result",
+    "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result",
+    "tool_search_tool_result",
+    "mcp_tool_use",
+    "mcp_tool_result",
+    "image",
+];
+
 /// Decodes a client's Messages request.
 ///
 /// `system` (string or text blocks) becomes one system message per block; `tool_result`
 /// blocks become tool messages placed before the rest of their user turn; `tool_use` inputs
 /// become arguments as compact JSON; thinking keeps its signature. Blocks the canonical types
-/// cannot hold (documents, redacted thinking, server-tool blocks, anything new) are kept as
-/// [`Part::Opaque`] for Anthropic upstreams. Server tools, `thinking`, `output_config.effort`
+/// cannot hold (documents, redacted thinking, server-tool blocks: [`OPAQUE_BLOCKS`]) are kept as
+/// [`Part::Opaque`] for Anthropic upstreams; an unknown type is a 400. Server tools, `thinking`, `output_config.effort`
 /// and every unmodelled field stay in [`Passthrough`]; `thinking` and `output_config.effort`
 /// also set `reasoning_effort` for other upstreams. `cache_control` and `citations` on blocks
 /// are not kept.
@@ -227,12 +245,21 @@ fn decode_message(v: Value, i: usize, out: &mut Vec<Message>) -> Result<(), Gate
                     format!("Missing required parameter: '{bpath}.type'."),
                 ))
             }
-            // Documents, redacted thinking, server-tool blocks and newer types: only an
-            // Anthropic upstream can take them.
-            _ => parts.push(Part::Opaque {
+            // Documents, redacted thinking and server-tool blocks: only an Anthropic upstream
+            // can take them.
+            (_, ty) if OPAQUE_BLOCKS.contains(&ty) => parts.push(Part::Opaque {
                 format: Wire::Anthropic,
                 value: Value::Object(b),
             }),
+            (_, ty) => {
+                return Err(GatewayError::invalid_param(
+                    format!("{bpath}.type"),
+                    format!(
+                        "{bpath}: Input tag '{ty}' found using 'type' does not match any of the expected tags for a {} message.",
+                        role.as_str()
+                    ),
+                ))
+            }
         }
     }
     match role {

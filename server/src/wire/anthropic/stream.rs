@@ -333,6 +333,10 @@ pub struct StreamEncoder {
     delta_sent: bool,
     /// `message_stop` or an error was written.
     ended: bool,
+    /// Input tokens shown in `message_start` when no usage came before the first content
+    /// (OpenAI-format upstreams report usage only at the end; the real count follows in
+    /// `message_delta`, which carries the cumulative usage).
+    input_estimate: u64,
 }
 
 impl StreamEncoder {
@@ -349,7 +353,14 @@ impl StreamEncoder {
             finish: None,
             delta_sent: false,
             ended: false,
+            input_estimate: 0,
         }
+    }
+
+    /// Sets the input count `message_start` shows when the upstream has reported none yet.
+    pub fn with_input_estimate(mut self, tokens: u64) -> StreamEncoder {
+        self.input_estimate = tokens;
+        self
     }
 
     pub fn encode(&mut self, ev: &StreamEvent, out: &mut BytesMut) {
@@ -455,7 +466,10 @@ impl StreamEncoder {
             return;
         }
         self.started = true;
-        let usage = self.usage.unwrap_or_default();
+        let usage = self.usage.unwrap_or(Usage {
+            input: self.input_estimate,
+            ..Usage::default()
+        });
         write_event(
             "message_start",
             &json!({"type": "message_start", "message": {

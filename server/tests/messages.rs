@@ -1,0 +1,256 @@
+//! `POST /v1/messages` end to end: an Anthropic client served by an Anthropic-format channel
+//! (relayed) and by an OpenAI-format channel (translated), streamed and not, with errors in
+//! Anthropic's envelope.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{parse_sse, TestApp};
+use serde_json::{json, Value};
+
+const MODELS: [&str; 2] = ["demo/claude-echo", "demo/echo"];
+
+fn body(model: &str, extra: Value) -> Value {
+    let mut b = json!({"model": model, "max_tokens": 256, "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hello there world"}]});
+    b.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    b
+}
+
+async fn messages(app: &TestApp, b: &Value) -> reqwest::Response {
+    app.http
+        .post(app.url("/v1/messages"))
+        .header("x-api-key", &app.key)
+        .header("anthropic-version", "2023-06-01")
+        .json(b)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn weather_tool() -> Value {
+    json!([{"name": "get_weather", "description": "Weather for a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}])
+}
+
+#[tokio::test]
+async fn messages_answer_on_both_channel_kinds() {
+    let app = TestApp::spawn().await;
+    let mut usages = Vec::new();
+    for model in MODELS {
+        let r = messages(&app, &body(model, json!({}))).await;
+        assert_eq!(r.status(), 200, "{model}");
+        assert!(r.headers().contains_key("request-id"), "{model}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["type"], "message", "{model}: {v}");
+        assert_eq!(v["role"], "assistant");
+        assert_eq!(v["model"], model, "the model the client asked for");
+        assert_eq!(v["content"][0]["type"], "text");
+        assert_eq!(
+            v["content"][0]["text"], "echo: hello there world",
+            "{model}"
+        );
+        assert_eq!(v["stop_reason"], "end_turn");
+        assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0, "{v}");
+        assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0, "{v}");
+        usages.push(v["usage"]["output_tokens"].clone());
+
+        // A forced tool call.
+        let r = messages(
+            &app,
+            &body(
+                model,
+                json!({"tools": weather_tool(), "tool_choice": {"type": "any"}}),
+            ),
+        )
+        .await;
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["stop_reason"], "tool_use", "{model}: {v}");
+        let call = v["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "tool_use")
+            .unwrap();
+        assert_eq!(call["name"], "get_weather");
+        assert_eq!(call["input"], json!({"city": "test"}));
+    }
+    assert_eq!(usages[0], usages[1]);
+    let rows = app.wait_for_log_rows(4).await;
+    assert!(rows.iter().all(|r| r.status == 200 && r.output_tokens > 0));
+    app.stop().await;
+}
+
+/// Folds an Anthropic stream into (event names, text, tool input JSON, stop reason, usage of
+/// message_start, usage of message_delta).
+fn fold(events: &[(String, String)]) -> (Vec<String>, String, String, String, Value, Value) {
+    let (mut names, mut text, mut input, mut stop) =
+        (Vec::new(), String::new(), String::new(), String::new());
+    let (mut start_usage, mut delta_usage) = (Value::Null, Value::Null);
+    for (name, data) in events {
+        let v: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(
+            &v["type"],
+            name.as_str(),
+            "the event name is the data's type"
+        );
+        names.push(name.clone());
+        match name.as_str() {
+            "message_start" => start_usage = v["message"]["usage"].clone(),
+            "content_block_delta" => {
+                text.push_str(v["delta"]["text"].as_str().unwrap_or(""));
+                input.push_str(v["delta"]["partial_json"].as_str().unwrap_or(""));
+            }
+            "message_delta" => {
+                stop = v["delta"]["stop_reason"].as_str().unwrap().to_owned();
+                delta_usage = v["usage"].clone();
+            }
+            _ => {}
+        }
+    }
+    (names, text, input, stop, start_usage, delta_usage)
+}
+
+#[tokio::test]
+async fn message_streams_follow_the_event_sequence() {
+    let app = TestApp::spawn().await;
+    let mut outputs = Vec::new();
+    for model in MODELS {
+        let r = messages(&app, &body(model, json!({"stream": true}))).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        let events = parse_sse(&r.text().await.unwrap());
+        let (names, text, _, stop, start, delta) = fold(&events);
+        let names: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != "ping")
+            .collect();
+        assert_eq!(names.first(), Some(&"message_start"), "{model}: {names:?}");
+        assert_eq!(names[1], "content_block_start");
+        assert_eq!(
+            &names[names.len() - 3..],
+            ["content_block_stop", "message_delta", "message_stop"],
+            "{model}"
+        );
+        assert_eq!(text, "echo: hello there world", "{model}");
+        assert_eq!(stop, "end_turn");
+        assert!(
+            start["input_tokens"].as_u64().unwrap() > 0,
+            "{model}: {start}"
+        );
+        assert!(
+            delta["output_tokens"].as_u64().unwrap() > 0,
+            "{model}: {delta}"
+        );
+        outputs.push(delta["output_tokens"].clone());
+        let start_model = serde_json::from_str::<Value>(&events[0].1).unwrap();
+        assert_eq!(start_model["message"]["model"], model);
+
+        // A streamed tool call.
+        let r = messages(
+            &app,
+            &body(
+                model,
+                json!({"stream": true, "tools": weather_tool(), "tool_choice": {"type": "tool", "name": "get_weather"}}),
+            ),
+        )
+        .await;
+        let events = parse_sse(&r.text().await.unwrap());
+        let (_, _, input, stop, _, _) = fold(&events);
+        assert_eq!(stop, "tool_use", "{model}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&input).unwrap(),
+            json!({"city": "test"})
+        );
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    app.stop().await;
+}
+
+/// A stream that breaks after it began ends with Anthropic's `error` event, on either kind of
+/// channel, and a silent upstream gets `ping`s in between.
+#[tokio::test]
+async fn a_broken_stream_ends_with_an_error_event() {
+    let app = TestApp::spawn().await;
+    for model in MODELS {
+        let b = json!({"model": model, "max_tokens": 256, "stream": true,
+            "messages": [{"role": "user", "content": "[[mock words=40 reset_after=3]] go"}]});
+        let r = messages(&app, &b).await;
+        assert_eq!(r.status(), 200);
+        let events = parse_sse(&r.text().await.unwrap_or_default());
+        let (name, data) = events.last().unwrap();
+        assert_eq!(name, "error", "{model}: {events:?}");
+        let v: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "api_error");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn message_errors_use_the_anthropic_envelope() {
+    let app = TestApp::spawn().await;
+    let check = |v: &Value, ty: &str| {
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(v["error"]["type"], ty, "{v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    };
+    // No max_tokens, malformed JSON, a wrong type, an unknown block type, a huge number.
+    let bad = [
+        json!({"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"model": "demo/echo", "max_tokens": "ten", "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"model": "demo/echo", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "hologram"}]}]}),
+        json!({"model": "demo/echo", "max_tokens": 1e300, "messages": [{"role": "user", "content": "hi"}]}),
+    ];
+    for b in &bad {
+        let r = messages(&app, b).await;
+        assert_eq!(r.status(), 400, "{b}");
+        check(&r.json().await.unwrap(), "invalid_request_error");
+    }
+    let r = app
+        .http
+        .post(app.url("/v1/messages"))
+        .header("x-api-key", &app.key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    check(&r.json().await.unwrap(), "invalid_request_error");
+
+    let r = app
+        .http
+        .post(app.url("/v1/messages"))
+        .header("x-api-key", "weir_dev_nope")
+        .json(&body("demo/echo", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("request-id"));
+    check(&r.json().await.unwrap(), "authentication_error");
+
+    // Bearer auth works too (Claude Code's ANTHROPIC_AUTH_TOKEN), and ?beta=true is accepted.
+    let r = app
+        .http
+        .post(app.url("/v1/messages?beta=true"))
+        .bearer_auth(&app.key)
+        .json(&body("demo/nope", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    check(&r.json().await.unwrap(), "not_found_error");
+
+    let r = messages(&app, &body("demo/fail-503", json!({}))).await;
+    assert!(r.status().is_server_error(), "{}", r.status());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    app.stop().await;
+}
