@@ -164,6 +164,46 @@ pub fn chat_request(
     })
 }
 
+/// Anthropic's token count of `req` on `target` (an Anthropic channel): the Messages request
+/// with only the members `count_tokens` takes.
+pub fn count_tokens_request(
+    target: &Target,
+    req: &CanonicalRequest,
+    forward: &HeaderMap,
+) -> Result<Outbound, GatewayError> {
+    let mut body = crate::wire::anthropic::encode_request(
+        req,
+        &target.model.upstream_model,
+        default_max_tokens(target),
+    )?;
+    if let serde_json::Value::Object(o) = &mut body {
+        o.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "model"
+                    | "messages"
+                    | "system"
+                    | "tools"
+                    | "tool_choice"
+                    | "thinking"
+                    | "mcp_servers"
+            )
+        });
+    }
+    let mut headers = auth_headers(target)?;
+    for name in forward.keys() {
+        headers.remove(name);
+    }
+    for (name, v) in forward {
+        headers.append(name, v.clone());
+    }
+    Ok(Outbound {
+        url: endpoint(&target.channel.base_url, "/v1/messages/count_tokens")?,
+        headers,
+        body: to_bytes(&body),
+    })
+}
+
 /// The request for embeddings on `target`.
 pub fn embeddings_request(
     target: &Target,

@@ -254,3 +254,39 @@ async fn message_errors_use_the_anthropic_envelope() {
     assert_eq!(v["type"], "error");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn count_tokens_is_exact_from_anthropic_channels_and_estimated_otherwise() {
+    let app = TestApp::spawn().await;
+    for (model, how) in [("demo/claude-echo", "exact"), ("demo/echo", "estimated")] {
+        let r = app
+            .http
+            .post(app.url("/v1/messages/count_tokens"))
+            .header("x-api-key", &app.key)
+            .json(&json!({"model": model, "system": "Be brief.",
+                "messages": [{"role": "user", "content": "hello there world"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        assert_eq!(r.headers()["x-weir-token-count"], how, "{model}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["input_tokens"].as_u64().unwrap() > 0, "{v}");
+    }
+    let r = app
+        .http
+        .post(app.url("/v1/messages/count_tokens"))
+        .header("x-api-key", &app.key)
+        .json(&json!({"model": "demo/echo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "invalid_request_error"
+    );
+    // Counting is free and not a request in the log.
+    assert!(app.log_rows().await.is_empty());
+    app.stop().await;
+}

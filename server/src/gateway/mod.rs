@@ -1,6 +1,7 @@
 //! The gateway: the `/v1` routes, the state they share (key verifier, catalog snapshot,
 //! upstream client, channel health, billing committer), and the catalog refresher.
 
+mod count_tokens;
 mod finish;
 pub mod health;
 mod models;
@@ -142,6 +143,7 @@ pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/chat/completions", post(pipeline::chat_completions))
         .route("/messages", post(pipeline::messages))
+        .route("/messages/count_tokens", post(count_tokens::count_tokens))
         .route("/embeddings", post(pipeline::embeddings))
         .route("/models", get(models::list))
         .route("/models/{*id}", get(models::get_one))

@@ -95,7 +95,7 @@ pub fn with_request_id(mut resp: Response, id: &str) -> Response {
 
 /// Reads the whole request body (so that a keep-alive connection stays in sync even when the
 /// answer is an error), refusing bodies over [`MAX_BODY`].
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayError> {
+pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayError> {
     let too_large = || {
         GatewayError::new(
             ErrorKind::PayloadTooLarge,
@@ -331,7 +331,7 @@ struct ChatCtx<'a> {
 }
 
 /// `anthropic-version` and `anthropic-beta` of an Anthropic client, for Anthropic channels.
-fn forwarded_headers(client: Wire, headers: &HeaderMap) -> HeaderMap {
+pub(super) fn forwarded_headers(client: Wire, headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     if client == Wire::Anthropic {
         for name in ["anthropic-version", "anthropic-beta"] {
