@@ -114,6 +114,20 @@ fn auth_headers(target: &Target) -> Result<HeaderMap, GatewayError> {
     Ok(h)
 }
 
+/// The channel's headers, with the client's `forward`ed ones in place of Weir's defaults.
+fn headers_with(target: &Target, forward: Option<&HeaderMap>) -> Result<HeaderMap, GatewayError> {
+    let mut headers = auth_headers(target)?;
+    if let Some(f) = forward {
+        for name in f.keys() {
+            headers.remove(name);
+        }
+        for (name, v) in f {
+            headers.append(name, v.clone());
+        }
+    }
+    Ok(headers)
+}
+
 /// Default output limit for formats that require one, when the client gave none.
 pub fn default_max_tokens(target: &Target) -> u32 {
     target.model.max_output_tokens.unwrap_or(4096).min(4096)
@@ -148,15 +162,7 @@ pub fn chat_request(
             ))
         }
     };
-    let mut headers = auth_headers(target)?;
-    if let Some(f) = forward {
-        for name in f.keys() {
-            headers.remove(name);
-        }
-        for (name, v) in f {
-            headers.append(name, v.clone());
-        }
-    }
+    let headers = headers_with(target, forward)?;
     Ok(Outbound {
         url,
         headers,
@@ -190,13 +196,7 @@ pub fn count_tokens_request(
             )
         });
     }
-    let mut headers = auth_headers(target)?;
-    for name in forward.keys() {
-        headers.remove(name);
-    }
-    for (name, v) in forward {
-        headers.append(name, v.clone());
-    }
+    let headers = headers_with(target, Some(forward))?;
     Ok(Outbound {
         url: endpoint(&target.channel.base_url, "/v1/messages/count_tokens")?,
         headers,

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use weir_core::catalog::ModelKind;
 
 use super::{
-    pipeline::{authenticate, forwarded_headers, new_request_id, read_body, with_request_id},
+    pipeline::{authenticate, forwarded_headers, new_request_id, read_body, with_request_id_for},
     Gateway,
 };
 use crate::{
@@ -36,11 +36,7 @@ pub async fn count_tokens(
         Ok(resp) => resp,
         Err(e) => e.to_response(Wire::Anthropic, Some(&request_id)),
     };
-    let mut resp = with_request_id(resp, &request_id);
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("request-id", v);
-    }
-    resp
+    with_request_id_for(resp, &request_id, Wire::Anthropic)
 }
 
 async fn count(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Response, GatewayError> {

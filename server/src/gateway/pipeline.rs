@@ -93,6 +93,17 @@ pub fn with_request_id(mut resp: Response, id: &str) -> Response {
     resp
 }
 
+/// [`with_request_id`], and Anthropic's own `request-id` for Anthropic clients.
+pub fn with_request_id_for(resp: Response, id: &str, client: Wire) -> Response {
+    let mut resp = with_request_id(resp, id);
+    if client == Wire::Anthropic {
+        if let Ok(v) = HeaderValue::from_str(id) {
+            resp.headers_mut().insert("request-id", v);
+        }
+    }
+    resp
+}
+
 /// Reads the whole request body (so that a keep-alive connection stays in sync even when the
 /// answer is an error), refusing bodies over [`MAX_BODY`].
 pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayError> {
@@ -312,13 +323,7 @@ async fn chat_surface(
             chat(gw, fin, bytes, &mut ctx).await
         }
     };
-    let mut resp = with_request_id(resp, &request_id);
-    if client == Wire::Anthropic {
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            resp.headers_mut().insert("request-id", v);
-        }
-    }
-    resp
+    with_request_id_for(resp, &request_id, client)
 }
 
 /// What a chat request carries from its surface through every attempt.
