@@ -18,12 +18,18 @@ pub const SEED_JSON: &str = include_str!("../catalog/models.json");
 
 const EPOCH: &str = "catalog_epoch";
 
+/// A wire format: a channel's kind (how Weir speaks to its upstream) and the format of a
+/// client surface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Wire {
+    /// OpenAI Chat Completions, and every OpenAI-compatible host.
     OpenAi,
     Anthropic,
     Gemini,
     Cohere,
+    /// OpenAI Responses (`/v1/responses`): a client surface; not (yet) a channel kind, so
+    /// [`Wire::parse`] does not accept it.
+    Responses,
 }
 
 impl Wire {
@@ -43,6 +49,7 @@ impl Wire {
             Wire::Anthropic => "anthropic",
             Wire::Gemini => "gemini",
             Wire::Cohere => "cohere",
+            Wire::Responses => "openai-responses",
         }
     }
 }

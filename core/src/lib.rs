@@ -14,4 +14,5 @@ pub mod billing;
 pub mod catalog;
 pub mod metering;
 pub mod money;
+pub mod responses;
 pub mod team;

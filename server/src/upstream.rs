@@ -93,7 +93,7 @@ fn auth_headers(target: &Target) -> Result<HeaderMap, GatewayError> {
     let key = target.channel.api_key.as_deref().unwrap_or_default();
     let bad_key = || GatewayError::internal("A channel's API key is not a valid header value.");
     match target.channel.wire {
-        Wire::OpenAi | Wire::Cohere => {
+        Wire::OpenAi | Wire::Cohere | Wire::Responses => {
             let v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| bad_key())?;
             h.insert(http::header::AUTHORIZATION, v);
         }
@@ -155,7 +155,7 @@ pub fn chat_request(
                 default_max_tokens(target),
             )?,
         ),
-        Wire::Gemini | Wire::Cohere => {
+        Wire::Gemini | Wire::Cohere | Wire::Responses => {
             return Err(GatewayError::new(
                 ErrorKind::BadGateway,
                 "This provider's wire format is not supported yet.",

@@ -6,6 +6,7 @@ mod finish;
 pub mod health;
 mod models;
 mod pipeline;
+mod responses;
 
 use std::sync::{Arc, RwLock};
 
@@ -55,7 +56,8 @@ impl Default for BillingPolicy {
     }
 }
 
-/// Finishes reservations whose time ran out (after a crash), at start-up and every minute.
+/// Finishes reservations whose time ran out (after a crash) and purges stored Responses past
+/// their retention, at start-up and every minute.
 pub fn spawn_reaper(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -72,6 +74,11 @@ pub fn spawn_reaper(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reaper failed"),
+            }
+            match weir_core::responses::purge_expired(&gw.db, weir_core::db::now_ms()).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "purged expired stored responses"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "stored-response purge failed"),
             }
         }
     })
@@ -145,6 +152,11 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/messages", post(pipeline::messages))
         .route("/messages/count_tokens", post(count_tokens::count_tokens))
         .route("/embeddings", post(pipeline::embeddings))
+        .route("/responses", post(responses::create))
+        .route(
+            "/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
         .route("/models", get(models::list))
         .route("/models/{*id}", get(models::get_one))
         .fallback(models::not_found)

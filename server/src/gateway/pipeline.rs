@@ -31,6 +31,7 @@ use weir_core::{
 
 use super::{
     finish::{cost_of, Finaliser, Outcome},
+    responses::{self, StoreJob},
     Gateway,
 };
 use crate::{
@@ -39,7 +40,8 @@ use crate::{
     tokens,
     upstream::{self, StreamFault},
     wire::{
-        self, openai_chat, openai_embeddings, ChunkKind, ModelRewrite, StreamDecoder, StreamEncoder,
+        self, openai_chat, openai_embeddings, ChunkKind, Echo, ModelRewrite, StreamDecoder,
+        StreamEncoder,
     },
 };
 
@@ -304,7 +306,7 @@ pub async fn messages(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
 
 /// One chat request on the surface of format `client`; everything after decoding is the same
 /// for every surface.
-async fn chat_surface(
+pub(super) async fn chat_surface(
     gw: Arc<Gateway>,
     headers: HeaderMap,
     body: Body,
@@ -319,6 +321,8 @@ async fn chat_surface(
                 client,
                 request_id: &request_id,
                 forward: forwarded_headers(client, &headers),
+                echo: Echo::default(),
+                store: None,
             };
             chat(gw, fin, bytes, &mut ctx).await
         }
@@ -333,6 +337,10 @@ struct ChatCtx<'a> {
     request_id: &'a str,
     /// Client headers passed on to upstreams of the client's own format.
     forward: HeaderMap,
+    /// What the answer repeats of the request (Responses objects).
+    echo: Echo,
+    /// Where the answer is kept once complete (Responses with `store`).
+    store: Option<StoreJob>,
 }
 
 /// `anthropic-version` and `anthropic-beta` of an Anthropic client, for Anthropic channels.
@@ -402,9 +410,17 @@ async fn chat_attempts(
     gw: &Gateway,
     fin: &mut Finaliser,
     bytes: Bytes,
-    ctx: &ChatCtx<'_>,
+    ctx: &mut ChatCtx<'_>,
 ) -> Result<ChatReply, GatewayError> {
-    let req = wire::decode_request(ctx.client, &bytes)?;
+    let req = match ctx.client {
+        Wire::Responses => {
+            let d = responses::decode(gw, fin, &bytes).await?;
+            ctx.echo = d.echo;
+            ctx.store = d.store;
+            d.request
+        }
+        client => wire::decode_request(client, &bytes)?,
+    };
     drop(bytes);
     fin.model.clone_from(&req.model);
     fin.stream = req.stream;
@@ -437,8 +453,11 @@ async fn chat_attempts(
             Err(e) => Err(e),
         };
         match result {
-            Ok(reply) => {
+            Ok(mut reply) => {
                 gw.health.record_success(target.channel.id);
+                if let ChatReply::Stream(job) = &mut reply {
+                    job.render.store = ctx.store.take();
+                }
                 return Ok(reply);
             }
             Err(e) => {
@@ -466,7 +485,7 @@ async fn complete(
     target: &Target,
     req: &CanonicalRequest,
     resp: reqwest::Response,
-    ctx: &ChatCtx<'_>,
+    ctx: &mut ChatCtx<'_>,
     tariff: Option<&weir_core::catalog::Tariff>,
 ) -> Result<ChatReply, GatewayError> {
     let body = upstream::read_body(resp, &gw.timeouts)
@@ -484,10 +503,11 @@ async fn complete(
         r.id = wire::response_id(ctx.client, ctx.request_id);
         r.model.clone_from(&req.model);
         let usage = r.usage;
-        (
-            crate::wire::json::to_bytes(&wire::encode_response(ctx.client, &r)),
-            usage,
-        )
+        let answer = wire::encode_response(ctx.client, &r, &ctx.echo);
+        if let Some(job) = ctx.store.take() {
+            responses::save(gw, job, &answer).await;
+        }
+        (crate::wire::json::to_bytes(&answer), usage)
     };
     let outcome = match usage {
         Some(u) => Outcome::ok(u, UsageSource::Upstream),
@@ -521,6 +541,8 @@ struct Render {
     rewrite: Option<ModelRewrite>,
     /// The client asked for the usage chunk (OpenAI `stream_options.include_usage`).
     include_usage: bool,
+    /// Where the finished answer is kept (Responses with `store`).
+    store: Option<StoreJob>,
 }
 
 struct StreamJob {
@@ -552,10 +574,12 @@ async fn open_stream(
             req.model.clone(),
             req.include_usage,
             prompt_estimate,
+            &ctx.echo,
         )?,
         relay: target.channel.wire == ctx.client,
         rewrite: ModelRewrite::new(&target.model.upstream_model, &req.model),
         include_usage: req.include_usage,
+        store: None,
     };
     let mut events: Events = Box::pin(upstream::sse_events(resp));
     let first = match tokio::time::timeout(gw.timeouts.first_byte, events.next()).await {
@@ -878,7 +902,11 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
                     cost_of(tariff, &meter.usage().0).to_string().into(),
                 );
             }
-            render.encoder.finish(extra, &mut out)
+            render.encoder.finish(extra, &mut out);
+            // Kept before the client sees the end, so that it can continue from it at once.
+            if let (Some(job), Some(answer)) = (render.store.take(), render.encoder.completed()) {
+                super::responses::save(&gw, job, answer).await;
+            }
         }
     }
     if !out.is_empty() && end != StreamEnd::ClientGone {

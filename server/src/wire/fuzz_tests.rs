@@ -23,7 +23,14 @@ fn any_json() -> impl Strategy<Value = Value> {
             Just("system"),
             Just("text"),
             Just("image_url"),
-            Just("function")
+            Just("function"),
+            Just("message"),
+            Just("function_call"),
+            Just("function_call_output"),
+            Just("reasoning"),
+            Just("input_text"),
+            Just("input_image"),
+            Just("input_file")
         ]
         .prop_map(Value::from),
     ];
@@ -47,6 +54,10 @@ fn any_json() -> impl Strategy<Value = Value> {
                     Just("tool_choice".to_owned()),
                     Just("stream".to_owned()),
                     Just("n".to_owned()),
+                    Just("call_id".to_owned()),
+                    Just("output".to_owned()),
+                    Just("text".to_owned()),
+                    Just("format".to_owned()),
                     ".{0,6}",
                 ],
                 inner,
@@ -87,6 +98,20 @@ proptest! {
     }
 
     #[test]
+    fn responses_decoder_never_panics(
+        input in any_json(),
+        tools in any_json(),
+        extra in any_json(),
+        history in prop::collection::vec(any_json(), 0..3),
+    ) {
+        let v = json!({"model": "m", "input": input, "tools": tools, "text": extra.clone(),
+            "tool_choice": extra.clone(), "reasoning": extra});
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        only_400(super::openai_responses::parse_request(&bytes)
+            .and_then(|r| r.into_canonical(history)))?;
+    }
+
+    #[test]
     fn embeddings_decoder_never_panics(v in any_json(), input in any_json()) {
         let bytes = serde_json::to_vec(&json!({"model": "m", "input": input, "junk": v})).unwrap_or_default();
         only_400(super::openai_embeddings::decode_request(&bytes))?;
@@ -97,5 +122,6 @@ proptest! {
         only_400(super::openai_chat::decode_request(&bytes))?;
         only_400(super::openai_embeddings::decode_request(&bytes))?;
         only_400(super::anthropic::decode_request(&bytes))?;
+        only_400(super::decode_request(super::Wire::Responses, &bytes))?;
     }
 }

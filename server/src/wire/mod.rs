@@ -13,6 +13,7 @@ pub mod anthropic;
 pub mod json;
 pub mod openai_chat;
 pub mod openai_embeddings;
+pub mod openai_responses;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -26,6 +27,7 @@ use crate::{
     canonical::{CanonicalRequest, CanonicalResponse, StreamErrorKind, StreamEvent, Usage},
     error::{ErrorKind, GatewayError},
 };
+pub use openai_responses::Echo;
 
 fn unsupported(w: Wire) -> GatewayError {
     GatewayError::new(
@@ -39,6 +41,11 @@ pub fn decode_request(client: Wire, body: &[u8]) -> Result<CanonicalRequest, Gat
     match client {
         Wire::OpenAi => openai_chat::decode_request(body),
         Wire::Anthropic => anthropic::decode_request(body),
+        // A request that continues no stored conversation; the gateway decodes the ones
+        // that do in two steps (`openai_responses::parse_request`).
+        Wire::Responses => Ok(openai_responses::parse_request(body)?
+            .into_canonical(Vec::new())?
+            .request),
         Wire::Gemini | Wire::Cohere => Err(GatewayError::internal(
             "no client surface speaks this format",
         )),
@@ -51,7 +58,8 @@ pub fn response_id(client: Wire, request_id: &str) -> String {
     let tail = request_id.trim_start_matches("req_");
     match client {
         Wire::Anthropic => format!("msg_{tail}"),
-        _ => format!("chatcmpl-{tail}"),
+        Wire::Responses => format!("resp_{tail}"),
+        Wire::OpenAi | Wire::Gemini | Wire::Cohere => format!("chatcmpl-{tail}"),
     }
 }
 
@@ -67,7 +75,7 @@ pub fn response_usage(upstream: Wire, body: &[u8]) -> Result<Option<Usage>, Gate
             let v: Value = serde_json::from_slice(body).map_err(|_| invalid())?;
             Ok(v.get("usage").and_then(anthropic::decode_usage))
         }
-        Wire::Gemini | Wire::Cohere => Err(unsupported(upstream)),
+        Wire::Gemini | Wire::Cohere | Wire::Responses => Err(unsupported(upstream)),
     }
 }
 
@@ -76,15 +84,17 @@ pub fn decode_response(upstream: Wire, body: &[u8]) -> Result<CanonicalResponse,
     match upstream {
         Wire::OpenAi => openai_chat::decode_response(body),
         Wire::Anthropic => anthropic::decode_response(body),
-        Wire::Gemini | Wire::Cohere => Err(unsupported(upstream)),
+        Wire::Gemini | Wire::Cohere | Wire::Responses => Err(unsupported(upstream)),
     }
 }
 
-/// Renders a canonical answer in the client's format.
-pub fn encode_response(client: Wire, r: &CanonicalResponse) -> Value {
+/// Renders a canonical answer in the client's format; `echo` is what the request asked its
+/// answer to repeat (only Responses objects repeat their request).
+pub fn encode_response(client: Wire, r: &CanonicalResponse, echo: &Echo) -> Value {
     match client {
         Wire::Anthropic => anthropic::encode_response(r),
-        _ => openai_chat::encode_response(r),
+        Wire::Responses => openai_responses::encode_response(r, echo),
+        Wire::OpenAi | Wire::Gemini | Wire::Cohere => openai_chat::encode_response(r),
     }
 }
 
@@ -112,7 +122,7 @@ impl StreamDecoder {
         match upstream {
             Wire::OpenAi => Ok(StreamDecoder::OpenAi(openai_chat::ChunkDecoder::default())),
             Wire::Anthropic => Ok(StreamDecoder::Anthropic(anthropic::StreamDecoder::default())),
-            Wire::Gemini | Wire::Cohere => Err(unsupported(upstream)),
+            Wire::Gemini | Wire::Cohere | Wire::Responses => Err(unsupported(upstream)),
         }
     }
 
@@ -151,18 +161,20 @@ impl StreamDecoder {
 pub enum StreamEncoder {
     OpenAi(openai_chat::ChunkEncoder),
     Anthropic(Box<anthropic::StreamEncoder>),
+    Responses(Box<openai_responses::StreamEncoder>),
 }
 
 impl StreamEncoder {
     /// `id` is the answer's id shown to the client and `model` the model it asked for;
     /// `prompt_estimate` stands in for the input count where the format shows one before the
-    /// upstream has reported it.
+    /// upstream has reported it; `echo` is what the answer repeats of the request.
     pub fn new(
         client: Wire,
         id: String,
         model: String,
         include_usage: bool,
         prompt_estimate: u64,
+        echo: &Echo,
     ) -> Result<StreamEncoder, GatewayError> {
         match client {
             Wire::OpenAi => Ok(StreamEncoder::OpenAi(openai_chat::ChunkEncoder::new(
@@ -172,6 +184,14 @@ impl StreamEncoder {
             ))),
             Wire::Anthropic => Ok(StreamEncoder::Anthropic(Box::new(
                 anthropic::StreamEncoder::new(id, model).with_input_estimate(prompt_estimate),
+            ))),
+            Wire::Responses => Ok(StreamEncoder::Responses(Box::new(
+                openai_responses::StreamEncoder::new(
+                    id,
+                    model,
+                    chrono::Utc::now().timestamp(),
+                    echo.clone(),
+                ),
             ))),
             Wire::Gemini | Wire::Cohere => Err(GatewayError::internal(
                 "no client surface speaks this format",
@@ -183,6 +203,7 @@ impl StreamEncoder {
         match self {
             StreamEncoder::OpenAi(e) => e.encode(ev, out),
             StreamEncoder::Anthropic(e) => e.encode(ev, out),
+            StreamEncoder::Responses(e) => e.encode(ev, out),
         }
     }
 
@@ -206,13 +227,23 @@ impl StreamEncoder {
                 e.finish(out)
             }
             StreamEncoder::Anthropic(e) => e.finish(out),
+            StreamEncoder::Responses(e) => e.finish(extra, out),
+        }
+    }
+
+    /// The whole answer as one document, where the format ends its stream with one (the
+    /// Responses object of `response.completed`), once the stream has finished.
+    pub fn completed(&self) -> Option<&Value> {
+        match self {
+            StreamEncoder::Responses(e) => e.completed(),
+            StreamEncoder::OpenAi(_) | StreamEncoder::Anthropic(_) => None,
         }
     }
 
     /// The keep-alive event this format sends while the upstream is silent, if it has one.
     pub fn keepalive(&self) -> Option<&'static [u8]> {
         match self {
-            StreamEncoder::OpenAi(_) => None,
+            StreamEncoder::OpenAi(_) | StreamEncoder::Responses(_) => None,
             StreamEncoder::Anthropic(_) => Some(anthropic::PING),
         }
     }
