@@ -72,7 +72,7 @@ console.log(reply.choices[0].message.content);"#
         Snippet {
             slug: "anthropic",
             label: "Anthropic SDK",
-            note: "Needs Weir's /v1/messages surface, which arrives with the next protocol release.",
+            note: "Weir answers the Messages API at /v1/messages; any catalog model works, translated when its upstream is not Anthropic.",
             code: format!(
                 r#"# pip install anthropic
 import os
@@ -90,7 +90,7 @@ print(msg.content[0].text)"#
         Snippet {
             slug: "claude-code",
             label: "Claude Code",
-            note: "Needs Weir's /v1/messages surface, which arrives with the next protocol release.",
+            note: "Claude Code sends the key as a bearer token; ANTHROPIC_MODEL may name any catalog model.",
             code: format!(
                 r#"export ANTHROPIC_BASE_URL="{base}"
 export ANTHROPIC_AUTH_TOKEN="{key}"
@@ -102,7 +102,7 @@ claude"#
         Snippet {
             slug: "codex",
             label: "Codex CLI",
-            note: "In ~/.codex/config.toml. Needs Weir's /v1/responses surface (next protocol release).",
+            note: "In ~/.codex/config.toml; Codex speaks the Responses API, which Weir answers at /v1/responses.",
             code: format!(
                 r#"model = "openai/gpt-5.4-mini"
 model_provider = "weir"

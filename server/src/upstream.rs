@@ -170,6 +170,31 @@ pub fn chat_request(
     })
 }
 
+/// The client's own request for an upstream of the same format (an Anthropic client on an
+/// Anthropic channel), relayed with only the model name replaced; `forward` as for
+/// [`chat_request`].
+pub fn relay_request(
+    target: &Target,
+    body: &[u8],
+    forward: &HeaderMap,
+) -> Result<Outbound, GatewayError> {
+    let body = match target.channel.wire {
+        Wire::Anthropic => {
+            crate::wire::anthropic::relay_request(body, &target.model.upstream_model)?
+        }
+        _ => {
+            return Err(GatewayError::internal(
+                "only Anthropic requests are relayed",
+            ))
+        }
+    };
+    Ok(Outbound {
+        url: endpoint(&target.channel.base_url, "/v1/messages")?,
+        headers: headers_with(target, Some(forward))?,
+        body: to_bytes(&body),
+    })
+}
+
 /// Anthropic's token count of `req` on `target` (an Anthropic channel): the Messages request
 /// with only the members `count_tokens` takes.
 pub fn count_tokens_request(

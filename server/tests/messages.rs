@@ -290,3 +290,53 @@ async fn count_tokens_is_exact_from_anthropic_channels_and_estimated_otherwise()
     assert!(app.log_rows().await.is_empty());
     app.stop().await;
 }
+
+/// An Anthropic client's body reaches an Anthropic channel as sent: `cache_control` stays on
+/// its blocks, so the upstream writes the prefix to its cache once and reads it after, and
+/// Weir meters those tokens apart from plain input, streamed and not.
+#[tokio::test]
+async fn cache_control_reaches_anthropic_channels_and_cache_tokens_are_metered() {
+    let app = TestApp::spawn().await;
+    let b = |stream: bool| {
+        json!({"model": "demo/claude-echo", "max_tokens": 64, "stream": stream,
+            "system": [{"type": "text", "text": "You answer about the long shared document below.",
+                        "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "the document one two three four five",
+                 "cache_control": {"type": "ephemeral", "ttl": "5m"}},
+                {"type": "text", "text": "what is it about"}]}]})
+    };
+    // Written the first time, read the second.
+    let first: Value = messages(&app, &b(false)).await.json().await.unwrap();
+    let write = first["usage"]["cache_creation_input_tokens"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(write, 8 + 7, "system + first block: {first}");
+    assert_eq!(first["usage"]["cache_read_input_tokens"], 0);
+    assert_eq!(first["usage"]["input_tokens"], 4);
+    let r = messages(&app, &b(true)).await;
+    let (_, _, _, _, start, delta) = fold(&common::sse(r).await);
+    assert_eq!(start["cache_read_input_tokens"], write, "{start}");
+    assert_eq!(delta["cache_read_input_tokens"], write, "{delta}");
+    assert_eq!(start["input_tokens"], 4);
+
+    // The log counts input inclusively (as OpenAI does): uncached + cache write + cache read.
+    let rows = app.wait_for_log_rows(2).await;
+    assert_eq!(
+        (
+            rows[0].input_tokens,
+            rows[0].cache_write_tokens,
+            rows[0].cached_tokens
+        ),
+        (19, 15, 0)
+    );
+    assert_eq!(
+        (
+            rows[1].input_tokens,
+            rows[1].cache_write_tokens,
+            rows[1].cached_tokens
+        ),
+        (19, 0, 15)
+    );
+    app.stop().await;
+}

@@ -421,7 +421,9 @@ async fn chat_attempts(
         }
         client => wire::decode_request(client, &bytes)?,
     };
-    drop(bytes);
+    // An Anthropic client's body goes to Anthropic channels as it came (cache_control,
+    // citations and unmodelled members intact); other clients' bytes are done with.
+    let raw = (ctx.client == Wire::Anthropic).then_some(bytes);
     fin.model.clone_from(&req.model);
     fin.stream = req.stream;
     let snapshot = gw.catalog.current();
@@ -444,7 +446,10 @@ async fn chat_attempts(
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
         let forward = (target.channel.wire == ctx.client).then_some(&ctx.forward);
-        let out = upstream::chat_request(&target, &req, forward)?;
+        let out = match (forward, &raw) {
+            (Some(fwd), Some(raw)) => upstream::relay_request(&target, raw, fwd)?,
+            _ => upstream::chat_request(&target, &req, forward)?,
+        };
         let result = match upstream::send(&gw.http, out, &gw.timeouts).await {
             Ok(resp) if req.stream => open_stream(gw, &target, &req, resp, prompt_estimate, ctx)
                 .await

@@ -29,11 +29,12 @@ pub(super) async fn messages(req: Request) -> Result<Response, Refusal> {
     let seq = super::next_seq();
     let id = format!("msg_mock_{seq}");
     let no_usage = inbound.directive.no_usage;
+    let cache = request.cache;
     let usage = |output_tokens| {
         if no_usage {
             Usage::new(0, 0)
         } else {
-            Usage::new(request.prompt.tokens, output_tokens)
+            Usage::new(request.prompt.tokens, output_tokens).with_cache(cache)
         }
     };
     let (stop_reason, stop_sequence) = match &reply.output {
@@ -66,11 +67,14 @@ pub(super) async fn messages(req: Request) -> Result<Response, Refusal> {
                 output_tokens: u64::from(!no_usage),
                 ..usage(0)
             },
-            final_usage: (!no_usage).then_some(DeltaUsage {
-                input_tokens: request.prompt.tokens,
-                cache_creation_input_tokens: 0,
-                cache_read_input_tokens: 0,
-                output_tokens: reply.completion_tokens,
+            final_usage: (!no_usage).then(|| {
+                let u = usage(reply.completion_tokens);
+                DeltaUsage {
+                    input_tokens: u.input_tokens,
+                    cache_creation_input_tokens: u.cache_creation_input_tokens,
+                    cache_read_input_tokens: u.cache_read_input_tokens,
+                    output_tokens: u.output_tokens,
+                }
             }),
             id,
             model: request.model.to_owned(),
@@ -134,6 +138,9 @@ struct MessagesRequest<'a> {
     model: &'a str,
     stream: bool,
     prompt: Prompt<'a>,
+    /// Prompt tokens up to the last `cache_control` breakpoint, and whether that prefix was
+    /// cached by an earlier request.
+    cache: PromptCache,
 }
 
 impl<'a> MessagesRequest<'a> {
@@ -174,8 +181,10 @@ impl<'a> MessagesRequest<'a> {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
+        let cache = PromptCache::lookup(model, v.get("system"), messages);
         Ok(MessagesRequest {
             model,
+            cache,
             stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
             prompt: Prompt {
                 tokens,
@@ -193,24 +202,26 @@ impl<'a> MessagesRequest<'a> {
 fn blocks_words(content: Option<&Value>) -> u64 {
     match content {
         Some(Value::String(text)) => count_words(text),
-        Some(Value::Array(blocks)) => blocks
-            .iter()
-            .map(|block| match block.get("type").and_then(Value::as_str) {
-                Some("text") => block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .map_or(0, count_words),
-                Some("thinking") => block
-                    .get("thinking")
-                    .and_then(Value::as_str)
-                    .map_or(0, count_words),
-                Some("tool_use") => block
-                    .get("input")
-                    .map_or(0, |input| count_words(&input.to_string())),
-                Some("tool_result") => blocks_words(block.get("content")),
-                _ => 0,
-            })
-            .sum(),
+        Some(Value::Array(blocks)) => blocks.iter().map(block_words).sum(),
+        _ => 0,
+    }
+}
+
+/// Words of one content block.
+fn block_words(block: &Value) -> u64 {
+    match block.get("type").and_then(Value::as_str) {
+        Some("text") => block
+            .get("text")
+            .and_then(Value::as_str)
+            .map_or(0, count_words),
+        Some("thinking") => block
+            .get("thinking")
+            .and_then(Value::as_str)
+            .map_or(0, count_words),
+        Some("tool_use") => block
+            .get("input")
+            .map_or(0, |input| count_words(&input.to_string())),
+        Some("tool_result") => blocks_words(block.get("content")),
         _ => 0,
     }
 }
@@ -319,6 +330,90 @@ impl Usage {
             output_tokens,
             service_tier: "standard",
         }
+    }
+}
+
+impl Usage {
+    /// Moves the cached prefix out of `input_tokens`: written to the cache the first time
+    /// (5-minute entries), read from it after.
+    fn with_cache(mut self, cache: PromptCache) -> Usage {
+        let n = cache.prefix_tokens.min(self.input_tokens);
+        self.input_tokens -= n;
+        if cache.hit {
+            self.cache_read_input_tokens = n;
+        } else {
+            self.cache_creation_input_tokens = n;
+            self.cache_creation.ephemeral_5m_input_tokens = n;
+        }
+        self
+    }
+}
+
+/// Anthropic's prompt caching, as far as usage shows it: the prompt up to the last block that
+/// carries `cache_control` (system blocks, then message blocks, in order; tools are not
+/// counted in the mock's prompt tokens) is a cache entry keyed by the model and that prefix's
+/// JSON. The first request with a prefix writes it, later ones read it. No minimum length and
+/// no expiry: the entries live as long as the process (bounded to [`PromptCache::MAX`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct PromptCache {
+    prefix_tokens: u64,
+    hit: bool,
+}
+
+impl PromptCache {
+    const MAX: usize = 10_000;
+
+    fn lookup(model: &str, system: Option<&Value>, messages: &[Value]) -> PromptCache {
+        use std::hash::{Hash, Hasher};
+        static SEEN: std::sync::Mutex<Option<std::collections::HashSet<u64>>> =
+            std::sync::Mutex::new(None);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        model.hash(&mut hasher);
+        let mut words = 0u64;
+        let mut breakpoint: Option<(u64, u64)> = None;
+        let mut visit =
+            |block: &Value, words: u64, hasher: &mut std::collections::hash_map::DefaultHasher| {
+                block.to_string().hash(hasher);
+                if block.get("cache_control").is_some() {
+                    breakpoint = Some((words, hasher.finish()));
+                }
+            };
+        if let Some(Value::Array(blocks)) = system {
+            for b in blocks {
+                words += block_words(b);
+                visit(b, words, &mut hasher);
+            }
+        } else if let Some(s) = system {
+            words += blocks_words(Some(s));
+            s.to_string().hash(&mut hasher);
+        }
+        for m in messages {
+            let before = words;
+            match m.get("content") {
+                Some(Value::Array(blocks)) => {
+                    m.get("role").map(Value::to_string).hash(&mut hasher);
+                    for b in blocks {
+                        words += block_words(b);
+                        visit(b, words.max(before + 1), &mut hasher);
+                    }
+                }
+                content => {
+                    words += content.map_or(0, |c| blocks_words(Some(c)));
+                    m.to_string().hash(&mut hasher);
+                }
+            }
+            words = words.max(before + 1);
+        }
+        let Some((prefix_tokens, key)) = breakpoint else {
+            return PromptCache::default();
+        };
+        let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = seen.get_or_insert_with(Default::default);
+        let hit = !seen.insert(key);
+        if seen.len() > Self::MAX {
+            seen.clear();
+        }
+        PromptCache { prefix_tokens, hit }
     }
 }
 

@@ -24,6 +24,10 @@
 //! counted as sent, fault directives included. Completion tokens are the words of the reply
 //! text, or of a tool call's arguments JSON (at least 1); OpenAI `n` multiplies them.
 //!
+//! Anthropic prompt caching: the prompt up to the last block carrying `cache_control` is
+//! reported as `cache_creation_input_tokens` the first time that prefix is seen and as
+//! `cache_read_input_tokens` after (and left out of `input_tokens`), for the process's life.
+//!
 //! Reply: `echo: <last user message text>` (text parts joined with a space, images ignored,
 //! whitespace collapsed to single spaces); when the last turn is a tool result (OpenAI `tool`
 //! message, Anthropic `tool_result` block, Gemini `functionResponse`), `tool result: <its text>`.

@@ -112,7 +112,8 @@ impl TestApp {
     pub async fn log_rows(&self) -> Vec<LogRow> {
         use sqlx::Row;
         sqlx::query(
-            "SELECT request_id, model, status, error_kind, stream, input_tokens, output_tokens, usage_source, attempts \
+            "SELECT request_id, model, status, error_kind, stream, input_tokens, cached_tokens, cache_write_tokens, \
+             output_tokens, usage_source, attempts \
              FROM request_log ORDER BY created_at, request_id",
         )
         .fetch_all(self.db.pool())
@@ -126,6 +127,8 @@ impl TestApp {
             error_kind: r.get("error_kind"),
             stream: r.get::<i64, _>("stream") != 0,
             input_tokens: r.get("input_tokens"),
+            cached_tokens: r.get("cached_tokens"),
+            cache_write_tokens: r.get("cache_write_tokens"),
             output_tokens: r.get("output_tokens"),
             usage_source: r.get("usage_source"),
             attempts: r.get("attempts"),
@@ -152,6 +155,8 @@ pub struct LogRow {
     pub error_kind: Option<String>,
     pub stream: bool,
     pub input_tokens: i64,
+    pub cached_tokens: i64,
+    pub cache_write_tokens: i64,
     pub output_tokens: i64,
     pub usage_source: String,
     pub attempts: i64,

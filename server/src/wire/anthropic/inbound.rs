@@ -41,7 +41,8 @@ const OPAQUE_BLOCKS: [&str; 14] = [
 /// [`Part::Opaque`] for Anthropic upstreams; an unknown type is a 400. Server tools, `thinking`, `output_config.effort`
 /// and every unmodelled field stay in [`Passthrough`]; `thinking` and `output_config.effort`
 /// also set `reasoning_effort` for other upstreams. `cache_control` and `citations` on blocks
-/// are not kept.
+/// are not kept in the canonical request: Anthropic channels get the client's body itself
+/// ([`super::relay_request`]).
 pub fn decode_request(body: &[u8]) -> Result<CanonicalRequest, GatewayError> {
     let mut m = parse_object(body)?;
     let model = match take_string(&mut m, "model")? {

@@ -14,6 +14,17 @@ use crate::{
     error::GatewayError,
 };
 
+/// An Anthropic client's own request for an Anthropic upstream: the body as the client sent
+/// it with only `model` replaced by the channel's name, so every block keeps its
+/// `cache_control` and `citations`, and every member Weir does not model reaches Anthropic
+/// untouched. `body` has already been decoded (and so validated) by
+/// [`super::decode_request`].
+pub fn relay_request(body: &[u8], upstream_model: &str) -> Result<Value, GatewayError> {
+    let mut m = crate::wire::json::parse_object(body)?;
+    m.insert("model".into(), upstream_model.into());
+    Ok(Value::Object(m))
+}
+
 /// Encodes a request for an Anthropic upstream.
 ///
 /// `default_max_tokens` is used when the client gave no limit (the caller passes
