@@ -80,6 +80,10 @@ async fn messages_answer_on_both_channel_kinds() {
     assert_eq!(usages[0], usages[1]);
     let rows = app.wait_for_log_rows(4).await;
     assert!(rows.iter().all(|r| r.status == 200 && r.output_tokens > 0));
+    // The client's model id and the name the channel was sent.
+    assert_eq!(rows[0].model, "demo/claude-echo");
+    assert_eq!(rows[0].upstream_model.as_deref(), Some("claude-echo"));
+    assert_eq!(rows[2].upstream_model.as_deref(), Some("echo"));
     app.stop().await;
 }
 

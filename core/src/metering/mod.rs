@@ -45,6 +45,8 @@ pub struct RequestRecord {
     pub api_key_id: i64,
     pub endpoint: &'static str,
     pub model: String,
+    /// The name the channel was sent, when one was tried.
+    pub upstream_model: Option<String>,
     pub channel_id: Option<i64>,
     pub status: u16,
     pub error_kind: Option<&'static str>,
@@ -61,13 +63,13 @@ pub struct RequestRecord {
     pub created_at: i64,
 }
 
-const COLUMNS: usize = 19;
+const COLUMNS: usize = 20;
 
 fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Rows per `INSERT` statement (19 parameters each).
+/// Rows per `INSERT` statement (20 parameters each).
 const ROWS_PER_STATEMENT: usize = 16;
 
 /// Inserts rows in one transaction; a row whose `request_id` already exists is skipped, so a
@@ -91,7 +93,7 @@ pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<
     for chunk in crate::db::chunked(rows, ROWS_PER_STATEMENT) {
         let sql = SQL.get(chunk.len(), |n| {
             let mut sql = String::from(
-                "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, channel_id, status, error_kind, stream, \
+                "INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, upstream_model, channel_id, status, error_kind, stream, \
                  input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source, attempts, \
                  latency_ms, ttfb_ms, created_at) VALUES ",
             );
@@ -120,6 +122,7 @@ pub async fn insert_in(tx: &mut WriteTx<'_>, rows: &[&RequestRecord]) -> Result<
                 r.api_key_id.into(),
                 r.endpoint.into(),
                 (&r.model).into(),
+                r.upstream_model.as_deref().into(),
                 r.channel_id.into(),
                 i64::from(r.status).into(),
                 r.error_kind.into(),
@@ -315,6 +318,7 @@ pub(crate) fn sample_record(id: &str, team_id: i64) -> RequestRecord {
         api_key_id: 2,
         endpoint: "chat",
         model: "demo/echo".into(),
+        upstream_model: Some("echo-1".into()),
         channel_id: Some(3),
         status: 200,
         error_kind: None,

@@ -445,6 +445,7 @@ async fn chat_attempts(
     for target in plan.into_iter().take(MAX_ATTEMPTS) {
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
+        fin.target_model = Some(target.model.clone());
         let forward = (target.channel.wire == ctx.client).then_some(&ctx.forward);
         let out = match (forward, &raw) {
             (Some(fwd), Some(raw)) => upstream::relay_request(&target, raw, fwd)?,
@@ -995,6 +996,7 @@ async fn embeddings_attempts(
     for target in plan.into_iter().take(MAX_ATTEMPTS) {
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
+        fin.target_model = Some(target.model.clone());
         let out = upstream::embeddings_request(&target, &req)?;
         let result = async {
             let resp = upstream::send(&gw.http, out, &gw.timeouts).await?;

@@ -112,7 +112,7 @@ impl TestApp {
     pub async fn log_rows(&self) -> Vec<LogRow> {
         use sqlx::Row;
         sqlx::query(
-            "SELECT request_id, model, status, error_kind, stream, input_tokens, cached_tokens, cache_write_tokens, \
+            "SELECT request_id, model, upstream_model, status, error_kind, stream, input_tokens, cached_tokens, cache_write_tokens, \
              output_tokens, usage_source, attempts \
              FROM request_log ORDER BY created_at, request_id",
         )
@@ -123,6 +123,7 @@ impl TestApp {
         .map(|r| LogRow {
             request_id: r.get("request_id"),
             model: r.get("model"),
+            upstream_model: r.get("upstream_model"),
             status: r.get("status"),
             error_kind: r.get("error_kind"),
             stream: r.get::<i64, _>("stream") != 0,
@@ -151,6 +152,7 @@ impl TestApp {
 pub struct LogRow {
     pub request_id: String,
     pub model: String,
+    pub upstream_model: Option<String>,
     pub status: i64,
     pub error_kind: Option<String>,
     pub stream: bool,
