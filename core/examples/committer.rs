@@ -112,6 +112,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             api_key_id: 1,
             endpoint: "chat",
             model: "demo/echo".into(),
+            upstream_model: Some("echo".into()),
             channel_id: Some(1),
             status: 200,
             error_kind: None,
