@@ -173,6 +173,20 @@ impl ReasoningEffort {
         }
     }
 
+    /// The inverse of [`ReasoningEffort::as_str`] (OpenAI's names).
+    pub fn parse(s: &str) -> Option<ReasoningEffort> {
+        Some(match s {
+            "none" => ReasoningEffort::None,
+            "minimal" => ReasoningEffort::Minimal,
+            "low" => ReasoningEffort::Low,
+            "medium" => ReasoningEffort::Medium,
+            "high" => ReasoningEffort::High,
+            "xhigh" => ReasoningEffort::XHigh,
+            "max" => ReasoningEffort::Max,
+            _ => return None,
+        })
+    }
+
     /// A thinking budget in tokens for formats that take one (translation.md §2).
     pub fn budget_tokens(self) -> Option<u32> {
         match self {

@@ -127,13 +127,20 @@ pub(super) async fn save(gw: &Gateway, job: StoreJob, response: &Value) {
     }
 }
 
-fn json_response(v: &Value) -> Response {
-    let mut resp = Response::new(Body::from(to_bytes(v)));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    resp
+/// A JSON answer, or the error in the Responses envelope, with the request id.
+fn answer(result: Result<Body, GatewayError>, request_id: &str) -> Response {
+    let resp = match result {
+        Ok(body) => {
+            let mut resp = Response::new(body);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => e.to_response(FORMAT, Some(request_id)),
+    };
+    with_request_id(resp, request_id)
 }
 
 /// `GET /v1/responses/{id}`: a stored response of the caller's team.
@@ -149,15 +156,11 @@ pub async fn retrieve(
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| not_found(&id))?;
-        serde_json::from_str::<Value>(&stored.response)
-            .map_err(|_| GatewayError::internal("a stored response could not be read"))
+        // Stored as the JSON text the client was sent: served as it is.
+        Ok(Body::from(stored.response))
     }
     .await;
-    let resp = match result {
-        Ok(v) => json_response(&v),
-        Err(e) => e.to_response(FORMAT, Some(&request_id)),
-    };
-    with_request_id(resp, &request_id)
+    answer(result, &request_id)
 }
 
 /// `DELETE /v1/responses/{id}`.
@@ -173,15 +176,13 @@ pub async fn delete(
             .await
             .map_err(|e| unavailable(&e))?
         {
-            Ok(json!({"id": id, "object": "response.deleted", "deleted": true}))
+            Ok(Body::from(to_bytes(
+                &json!({"id": id, "object": "response.deleted", "deleted": true}),
+            )))
         } else {
             Err(not_found(&id))
         }
     }
     .await;
-    let resp = match result {
-        Ok(v) => json_response(&v),
-        Err(e) => e.to_response(FORMAT, Some(&request_id)),
-    };
-    with_request_id(resp, &request_id)
+    answer(result, &request_id)
 }

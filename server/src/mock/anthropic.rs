@@ -365,50 +365,39 @@ impl PromptCache {
 
     fn lookup(model: &str, system: Option<&Value>, messages: &[Value]) -> PromptCache {
         use std::hash::{Hash, Hasher};
-        static SEEN: std::sync::Mutex<Option<std::collections::HashSet<u64>>> =
-            std::sync::Mutex::new(None);
+        static SEEN: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<u64>>> =
+            std::sync::LazyLock::new(Default::default);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         model.hash(&mut hasher);
-        let mut words = 0u64;
-        let mut breakpoint: Option<(u64, u64)> = None;
-        let mut visit =
-            |block: &Value, words: u64, hasher: &mut std::collections::hash_map::DefaultHasher| {
-                block.to_string().hash(hasher);
-                if block.get("cache_control").is_some() {
-                    breakpoint = Some((words, hasher.finish()));
-                }
-            };
-        if let Some(Value::Array(blocks)) = system {
-            for b in blocks {
-                words += block_words(b);
-                visit(b, words, &mut hasher);
-            }
-        } else if let Some(s) = system {
-            words += blocks_words(Some(s));
-            s.to_string().hash(&mut hasher);
-        }
-        for m in messages {
-            let before = words;
-            match m.get("content") {
+        let (mut words, mut breakpoint) = (0u64, None);
+        // The system prompt, then each message (which counts at least one word, as in
+        // `MessagesRequest::parse`), block by block.
+        let turns = std::iter::once((None, system))
+            .chain(messages.iter().map(|m| (m.get("role"), m.get("content"))));
+        for (i, (role, content)) in turns.enumerate() {
+            let floor = if i == 0 { 0 } else { words + 1 };
+            role.map(Value::to_string).hash(&mut hasher);
+            match content {
                 Some(Value::Array(blocks)) => {
-                    m.get("role").map(Value::to_string).hash(&mut hasher);
                     for b in blocks {
                         words += block_words(b);
-                        visit(b, words.max(before + 1), &mut hasher);
+                        b.to_string().hash(&mut hasher);
+                        if b.get("cache_control").is_some() {
+                            breakpoint = Some((words.max(floor), hasher.finish()));
+                        }
                     }
                 }
-                content => {
-                    words += content.map_or(0, |c| blocks_words(Some(c)));
-                    m.to_string().hash(&mut hasher);
+                other => {
+                    words += blocks_words(other);
+                    other.map(Value::to_string).hash(&mut hasher);
                 }
             }
-            words = words.max(before + 1);
+            words = words.max(floor);
         }
         let Some((prefix_tokens, key)) = breakpoint else {
             return PromptCache::default();
         };
         let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-        let seen = seen.get_or_insert_with(Default::default);
         let hit = !seen.insert(key);
         if seen.len() > Self::MAX {
             seen.clear();

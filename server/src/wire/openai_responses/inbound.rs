@@ -698,20 +698,11 @@ fn decode_format(v: &Value) -> Result<ResponseFormat, GatewayError> {
 }
 
 fn decode_effort(s: &str) -> Result<ReasoningEffort, GatewayError> {
-    Ok(match s {
-        "none" => ReasoningEffort::None,
-        "minimal" => ReasoningEffort::Minimal,
-        "low" => ReasoningEffort::Low,
-        "medium" => ReasoningEffort::Medium,
-        "high" => ReasoningEffort::High,
-        "xhigh" => ReasoningEffort::XHigh,
-        "max" => ReasoningEffort::Max,
-        _ => {
-            return Err(range_error(
-                "reasoning.effort",
-                "must be one of none, minimal, low, medium, high, xhigh, max",
-            ))
-        }
+    ReasoningEffort::parse(s).ok_or_else(|| {
+        range_error(
+            "reasoning.effort",
+            "must be one of none, minimal, low, medium, high, xhigh, max",
+        )
     })
 }
 
