@@ -229,12 +229,24 @@ impl Db {
         Ok(())
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the pools, waiting (at most [`CLOSE_WAIT`] each) for connections in use to be
+    /// returned. The wait is bounded because a connection whose return is lost (a task
+    /// cancelled at the wrong moment; sqlx's close then waits for a permit that never comes)
+    /// must not keep a process, or a test, from ending: what is left is closed by the OS.
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.pool.close().await;
+        for (name, pool) in [("writer", &self.writer), ("pool", &self.pool)] {
+            if tokio::time::timeout(CLOSE_WAIT, pool.close())
+                .await
+                .is_err()
+            {
+                tracing::warn!(pool = name, "database connections still in use at close");
+            }
+        }
     }
 }
+
+/// How long [`Db::close`] waits for each pool's connections to come back.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// Cuts `items` into slices of power-of-two lengths up to `max` (largest first), for
 /// multi-row statements: a connection's prepared-statement cache then holds a few shapes of

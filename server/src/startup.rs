@@ -29,9 +29,14 @@ pub struct Prepared {
 impl Prepared {
     /// Stops the watchers and waits (bounded) for pending settlements and queued request-log
     /// rows to be written.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        // Aborted, then awaited: a watcher is gone (its connection back in the pool, its
+        // handle on the gateway dropped) before anything below waits on either.
         for w in &self.watchers {
             w.abort();
+        }
+        for w in std::mem::take(&mut self.watchers) {
+            let _ = w.await;
         }
         // Streams still running finish (their bookkeeping with them) before the committer's
         // last flush; a stream that outlives the bound is settled by the reaper.

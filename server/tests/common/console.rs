@@ -31,6 +31,7 @@ impl Browser {
             base: app.base.clone(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .timeout(super::REQUEST_TIMEOUT)
                 .build()
                 .unwrap(),
             cookie: None,

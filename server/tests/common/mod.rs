@@ -11,6 +11,10 @@ use serde_json::Value;
 use weir_core::{testing::TestDb, Db};
 use weir_server::{config::Config, demo, mock, startup};
 
+/// No test request waits longer: a server that stops answering fails the test with the
+/// request's URL instead of hanging the suite.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub struct TestApp {
     pub base: String,
     pub key: String,
@@ -60,7 +64,10 @@ impl TestApp {
             key: demo.key,
             db,
             mock,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .unwrap(),
             test_db: Some(test_db),
             prepared: Some(prepared),
             server,
@@ -139,6 +146,7 @@ impl TestApp {
 
     pub async fn stop(mut self) {
         self.server.abort();
+        let _ = (&mut self.server).await;
         if let Some(p) = self.prepared.take() {
             p.shutdown().await;
         }
