@@ -344,3 +344,60 @@ async fn cache_control_reaches_anthropic_channels_and_cache_tokens_are_metered()
     );
     app.stop().await;
 }
+
+/// Claude Code's own request (2.1.197, captured and trimmed: its headers, `?beta=true`, a
+/// system message after the user's turn, adaptive thinking, `output_config.effort`,
+/// `context_management`, tools with `$schema`) is answered on both kinds of channel, and the
+/// mid-conversation system message reaches the upstream (it is counted as input).
+#[tokio::test]
+async fn claude_codes_own_request_is_answered_on_both_channel_kinds() {
+    let app = TestApp::spawn().await;
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/claude_code_2.1.197_request.json")).unwrap();
+    let send = |b: Value| {
+        app.http
+            .post(app.url("/v1/messages?beta=true"))
+            .bearer_auth(&app.key)
+            .header("anthropic-version", "2023-06-01")
+            .header(
+                "anthropic-beta",
+                "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,mid-conversation-system-2026-04-07,effort-2025-11-24",
+            )
+            .header("x-app", "cli")
+            .json(&b)
+            .send()
+    };
+    for model in MODELS {
+        let mut b = fixture.clone();
+        b["model"] = json!(model);
+        let r = send(b.clone()).await.unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        let events = common::sse(r).await;
+        let (names, text, _, stop, _, _) = fold(&events);
+        assert_eq!(names.first().map(String::as_str), Some("message_start"));
+        assert_eq!(names.last().map(String::as_str), Some("message_stop"));
+        assert!(text.ends_with("Say hello to Weir"), "{model}: {text}");
+        assert_eq!(stop, "end_turn", "{model}");
+
+        // Without its trailing system message the same request counts fewer input tokens.
+        b["stream"] = json!(false);
+        let with: Value = send(b.clone()).await.unwrap().json().await.unwrap();
+        b["messages"].as_array_mut().unwrap().pop();
+        let without: Value = send(b).await.unwrap().json().await.unwrap();
+        let input = |v: &Value| {
+            [
+                "input_tokens",
+                "cache_creation_input_tokens",
+                "cache_read_input_tokens",
+            ]
+            .iter()
+            .map(|k| v["usage"][k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+        };
+        assert!(
+            input(&with) > input(&without),
+            "{model}: {with} against {without}"
+        );
+    }
+    app.stop().await;
+}

@@ -184,10 +184,15 @@ fn decode_message(v: Value, i: usize, out: &mut Vec<Message>) -> Result<(), Gate
     let role = match take_str_field(&mut mo, "role", &path)?.as_deref() {
         Some("user") => Role::User,
         Some("assistant") => Role::Assistant,
+        // Mid-conversation system messages (beta `mid-conversation-system-2026-04-07`, which
+        // Claude Code sends): text only, kept where they stand.
+        Some("system") => Role::System,
         _ => {
             return Err(GatewayError::invalid_param(
                 format!("{path}.role"),
-                format!("Invalid value for '{path}.role': must be 'user' or 'assistant'."),
+                format!(
+                    "Invalid value for '{path}.role': must be 'user', 'assistant' or 'system'."
+                ),
             ))
         }
     };
@@ -210,6 +215,12 @@ fn decode_message(v: Value, i: usize, out: &mut Vec<Message>) -> Result<(), Gate
             return Err(type_error(bpath, "an object"));
         };
         let ty = str_field(&b, "type", &bpath)?.unwrap_or("").to_owned();
+        if role == Role::System && ty != "text" {
+            return Err(GatewayError::invalid_param(
+                format!("{bpath}.type"),
+                format!("{bpath}: a system message holds text blocks only, not '{ty}'."),
+            ));
+        }
         match (role, ty.as_str()) {
             (_, "text") => {
                 let text = take_str_field(&mut b, "text", &bpath)?
@@ -268,6 +279,11 @@ fn decode_message(v: Value, i: usize, out: &mut Vec<Message>) -> Result<(), Gate
             let mut msg = Message::new(Role::Assistant, parts);
             msg.tool_calls = calls;
             out.push(msg);
+        }
+        Role::System => {
+            if !parts.is_empty() {
+                out.push(Message::new(Role::System, parts));
+            }
         }
         _ => {
             // Anthropic puts results first in the user turn; canonical tool messages precede
@@ -517,6 +533,24 @@ mod tests {
     }
 
     #[test]
+    fn mid_conversation_system_messages_stay_where_they_are() {
+        // As Claude Code sends them (beta `mid-conversation-system-2026-04-07`).
+        let body = json!({"model": "m", "max_tokens": 10, "system": "top", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": [{"type": "text", "text": "agents: a, b", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "user", "content": "go"},
+        ]});
+        let req = decode_request(&serde_json::to_vec(&body).unwrap()).unwrap();
+        let roles: Vec<Role> = req.messages.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [Role::System, Role::User, Role::System, Role::User],
+            "{req:?}"
+        );
+        assert_eq!(req.messages[2].content, [Part::Text("agents: a, b".into())]);
+    }
+
+    #[test]
     fn anthropic_client_errors_name_the_parameter() {
         let ok_msgs = json!([{"role": "user", "content": "hi"}]);
         let with = |k: &str, v: Value| {
@@ -529,8 +563,15 @@ mod tests {
             (json!({"max_tokens": 1, "messages": ok_msgs}), "model"),
             (with("messages", json!([])), "messages"),
             (
-                with("messages", json!([{"role": "system", "content": "x"}])),
+                with("messages", json!([{"role": "tool", "content": "x"}])),
                 "messages[0].role",
+            ),
+            (
+                with(
+                    "messages",
+                    json!([{"role": "user", "content": "x"}, {"role": "system", "content": [{"type": "image", "source": {}}]}]),
+                ),
+                "messages[1].content[0].type",
             ),
             (
                 with("messages", json!([{"role": "user", "content": 3}])),
