@@ -320,7 +320,7 @@ async fn bad_requests_are_400_in_openai_envelope() {
         (json!({"model": "demo/echo"}), "input"),
         (json!({"input": "x"}), "model"),
         (
-            json!({"model": "demo/echo", "input": "x", "tools": [{"type": "web_search"}]}),
+            json!({"model": "demo/echo", "input": "x", "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}),
             "tools[0].type",
         ),
         (

@@ -16,12 +16,9 @@ use crate::{
     error::GatewayError,
 };
 
-/// Built-in tool types of the Responses API, refused by name.
+/// Built-in tool types of the Responses API, refused by name (hosted web search is dropped
+/// instead, see `parse_request`).
 const BUILT_IN_TOOLS: &[&str] = &[
-    "web_search",
-    "web_search_preview",
-    "web_search_preview_2025_03_11",
-    "web_search_2025_08_26",
     "file_search",
     "computer_use_preview",
     "computer_use",
@@ -135,11 +132,35 @@ impl ResponsesRequest {
         let safety_identifier = take_string(&mut m, "safety_identifier")?;
         req.user = safety_identifier.clone().or_else(|| user.clone());
         let raw_tools = take_array(&mut m, "tools")?.unwrap_or_default();
-        req.tools = raw_tools
-            .iter()
-            .enumerate()
-            .map(|(i, t)| decode_tool(t, i))
-            .collect::<Result<_, _>>()?;
+        let mut namespaces = Vec::new();
+        for (i, t) in raw_tools.iter().enumerate() {
+            let path = format!("tools[{i}]");
+            match t.get("type").and_then(Value::as_str) {
+                // Hosted web search, which Codex always offers: no provider behind this
+                // gateway runs it, so the model is not offered it (it answers without
+                // searching) instead of the whole request being refused.
+                Some(ty) if ty.starts_with("web_search") => {}
+                // A group of function tools (Codex's sub-agent tools): offered as plain
+                // function tools, and a call to one names the namespace again.
+                Some("namespace") => {
+                    let ns = str_field(t.as_object().unwrap_or(&Map::new()), "name", &path)?
+                        .unwrap_or_default()
+                        .to_owned();
+                    let Some(Value::Array(inner)) = t.get("tools") else {
+                        return Err(type_error(
+                            format!("{path}.tools"),
+                            "an array of function tools",
+                        ));
+                    };
+                    for (j, f) in inner.iter().enumerate() {
+                        let tool = decode_tool(f, format!("{path}.tools[{j}]"))?;
+                        namespaces.push((tool.name.clone(), ns.clone()));
+                        req.tools.push(tool);
+                    }
+                }
+                _ => req.tools.push(decode_tool(t, path)?),
+            }
+        }
         let raw_choice = take(&mut m, "tool_choice");
         if let Some(c) = &raw_choice {
             let (choice, allowed) = decode_tool_choice(c)?;
@@ -241,6 +262,7 @@ impl ResponsesRequest {
             echo: Echo {
                 members: echo,
                 reasoning_content,
+                namespaces,
             },
             conversation,
         })
@@ -552,14 +574,13 @@ fn bad_part_type(path: &str, ty: Option<&str>, what: &str) -> GatewayError {
     )
 }
 
-fn decode_tool(v: &Value, i: usize) -> Result<Tool, GatewayError> {
-    let path = format!("tools[{i}]");
+fn decode_tool(v: &Value, path: String) -> Result<Tool, GatewayError> {
     let Value::Object(t) = v else {
         return Err(type_error(path, "an object"));
     };
     match str_field(t, "type", &path)? {
         Some("function") => {}
-        Some(other) if BUILT_IN_TOOLS.contains(&other) || other.starts_with("web_search") => {
+        Some(other) if BUILT_IN_TOOLS.contains(&other) => {
             return Err(GatewayError::invalid_param(
                 format!("{path}.type"),
                 format!("The built-in tool '{other}' is not supported by this gateway's providers; pass it as a function tool instead."),
@@ -716,6 +737,27 @@ mod tests {
     }
 
     #[test]
+    fn codex_namespace_and_web_search_tools_are_accepted() {
+        // As Codex 0.171 sends them.
+        let d = decode(json!({
+            "model": "demo/echo", "input": "hi",
+            "tools": [
+                {"type": "function", "name": "exec_command", "strict": false, "parameters": {"type": "object"}},
+                {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.", "tools": [
+                    {"type": "function", "name": "close_agent", "parameters": {"type": "object"}},
+                    {"type": "function", "name": "spawn_agent", "parameters": {"type": "object"}}
+                ]},
+                {"type": "web_search", "external_web_access": false}
+            ]
+        }))
+        .unwrap();
+        let names: Vec<&str> = d.request.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["exec_command", "close_agent", "spawn_agent"]);
+        assert_eq!(d.echo.namespace_of("spawn_agent"), Some("multi_agent_v1"));
+        assert_eq!(d.echo.namespace_of("exec_command"), None);
+    }
+
+    #[test]
     fn a_codex_style_request_decodes() {
         let d = decode(json!({
             "model": "demo/echo",
@@ -853,8 +895,8 @@ mod tests {
                 "input[0].content[0].file_id",
             ),
             (
-                json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
-                "tools[0].type",
+                json!({"model": "m", "input": "x", "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "function", "name": "a b"}]}]}),
+                "tools[0].tools[0].name",
             ),
             (
                 json!({"model": "m", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": []}]}),

@@ -21,8 +21,11 @@
 //! - `input_file` with `file_data` or `file_id` reaches OpenAI-compatible channels as a chat
 //!   `file` part; other channels refuse it with a 400. `file_url` and image `file_id`s are a
 //!   400 (Weir keeps no files).
-//! - Built-in tools (`web_search`, `file_search`, `computer_use_preview`, …) are a 400 that
-//!   names the tool: no channel kind Weir speaks runs them.
+//! - Built-in tools (`file_search`, `computer_use_preview`, `code_interpreter`, …) are a 400
+//!   that names the tool: no channel kind Weir speaks runs them. Hosted `web_search`, which
+//!   Codex offers on every request, is dropped instead: the model answers without searching.
+//! - `namespace` tools (groups of function tools, as Codex sends its sub-agent tools) are
+//!   offered as their function tools; a call to one carries `namespace` again.
 //! - Item references (`item_reference`) are a 400: use `previous_response_id`.
 
 mod inbound;
@@ -42,6 +45,19 @@ pub struct Echo {
     pub members: Map<String, Value>,
     /// `include: ["reasoning.encrypted_content"]`: reasoning items carry the signature.
     pub reasoning_content: bool,
+    /// Function tools that came inside a `namespace` tool (as Codex sends its sub-agent
+    /// tools), by name: a call to one names its namespace again.
+    pub namespaces: Vec<(String, String)>,
+}
+
+impl Echo {
+    /// The namespace the function tool `name` was declared in, if any.
+    pub fn namespace_of(&self, name: &str) -> Option<&str> {
+        self.namespaces
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, ns)| ns.as_str())
+    }
 }
 
 /// The id of the answer to request `req_<tail>`: `resp_<tail>`.

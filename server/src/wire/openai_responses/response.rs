@@ -81,9 +81,13 @@ pub(super) fn text_part(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
 }
 
-pub(super) fn function_call_item(id: String, call: &ToolCall, status: &str) -> Value {
-    json!({"type": "function_call", "id": id, "call_id": call.id, "name": call.name,
-           "arguments": call.arguments, "status": status})
+pub(super) fn function_call_item(id: String, call: &ToolCall, status: &str, echo: &Echo) -> Value {
+    let mut item = json!({"type": "function_call", "id": id, "call_id": call.id, "name": call.name,
+           "arguments": call.arguments, "status": status});
+    if let Some(ns) = echo.namespace_of(&call.name) {
+        item["namespace"] = Value::String(ns.to_owned());
+    }
+    item
 }
 
 /// Renders a canonical response as a Responses object (`r.id` is the `resp_` id).
@@ -118,6 +122,7 @@ pub fn encode_response(r: &CanonicalResponse, echo: &Echo) -> Value {
                 item_id("fc", &r.id, output.len()),
                 call,
                 "completed",
+                echo,
             ));
         }
     }
@@ -147,7 +152,46 @@ mod tests {
         Echo {
             members,
             reasoning_content: false,
+            namespaces: vec![("close_agent".into(), "multi_agent_v1".into())],
         }
+    }
+
+    #[test]
+    fn a_call_to_a_namespaced_tool_names_its_namespace() {
+        let r = CanonicalResponse {
+            id: "resp_abc".into(),
+            model: "demo/echo".into(),
+            created: 1,
+            choices: vec![Choice {
+                index: 0,
+                text: None,
+                reasoning: None,
+                tool_calls: vec![
+                    ToolCall {
+                        id: "call_1".into(),
+                        name: "close_agent".into(),
+                        arguments: "{}".into(),
+                    },
+                    ToolCall {
+                        id: "call_2".into(),
+                        name: "exec_command".into(),
+                        arguments: "{}".into(),
+                    },
+                ],
+                refusal: None,
+                finish_reason: Some(FinishReason::ToolCalls),
+            }],
+            usage: None,
+        };
+        let v = encode_response(&r, &echo());
+        let calls: Vec<&Value> = v["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["type"] == "function_call")
+            .collect();
+        assert_eq!(calls[0]["namespace"], "multi_agent_v1");
+        assert!(calls[1].get("namespace").is_none(), "{}", calls[1]);
     }
 
     #[test]

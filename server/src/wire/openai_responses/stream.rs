@@ -181,8 +181,12 @@ impl StreamEncoder {
                     name: name.clone(),
                     arguments: String::new(),
                 };
-                let item =
-                    function_call_item(item_id("fc", &self.id, output_index), &tool, "in_progress");
+                let item = function_call_item(
+                    item_id("fc", &self.id, output_index),
+                    &tool,
+                    "in_progress",
+                    &self.echo,
+                );
                 self.calls.push(Call {
                     call: *index,
                     output_index,
@@ -395,7 +399,7 @@ impl StreamEncoder {
             json!({"item_id": id, "output_index": output_index, "name": name, "arguments": arguments}),
             out,
         );
-        let item = function_call_item(id, &self.calls[pos].tool, "completed");
+        let item = function_call_item(id, &self.calls[pos].tool, "completed", &self.echo);
         self.event(
             "response.output_item.done",
             json!({"output_index": output_index, "item": item}),
