@@ -14,7 +14,7 @@ use weir_core::catalog::{Target, Wire};
 use crate::{
     canonical::{CanonicalRequest, EmbeddingRequest},
     error::{ErrorKind, GatewayError},
-    wire::{json::to_bytes, openai_chat, openai_embeddings},
+    wire::{cohere, json::to_bytes, openai_chat, openai_embeddings},
 };
 
 /// Deadlines for upstream calls (RELIABILITY.md §3 "Deadlines").
@@ -155,7 +155,12 @@ pub fn chat_request(
                 default_max_tokens(target),
             )?,
         ),
-        Wire::Gemini | Wire::Cohere | Wire::Responses => {
+        // The catalog's Cohere base URL is the API root (`https://api.cohere.com`).
+        Wire::Cohere => (
+            endpoint(&target.channel.base_url, "/v2/chat")?,
+            cohere::encode_request(req, upstream_model)?,
+        ),
+        Wire::Gemini | Wire::Responses => {
             return Err(GatewayError::new(
                 ErrorKind::BadGateway,
                 "This provider's wire format is not supported yet.",
@@ -367,7 +372,8 @@ pub fn classify_status(status: StatusCode, body: &[u8], retry_after: Option<u64>
                 .unwrap_or_else(|| format!("The upstream rejected the request ({code})."));
             GatewayError::new(kind, msg)
         }
-        401 | 403 => {
+        // 498 is Cohere's invalid-token status.
+        401 | 403 | 498 => {
             let mut e = GatewayError::new(
                 ErrorKind::BadGateway,
                 "The upstream refused this gateway's credentials.",
@@ -468,6 +474,28 @@ mod tests {
         assert_eq!(
             (e.kind, e.retry_after),
             (ErrorKind::UpstreamRateLimited, Some(7))
+        );
+        // Cohere: `{"id", "message"}`, 422 for invalid requests, 498 for a bad token.
+        let e = classify_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            br#"{"id":"0f1e","message":"invalid request: p must be at most 0.99"}"#,
+            None,
+        );
+        assert_eq!(
+            (e.kind, &*e.message),
+            (
+                ErrorKind::InvalidRequest,
+                "invalid request: p must be at most 0.99"
+            )
+        );
+        let e = classify_status(
+            StatusCode::from_u16(498).unwrap(),
+            br#"{"id":"0f1e","message":"invalid api token"}"#,
+            None,
+        );
+        assert_eq!(
+            (e.kind, e.code, e.retryable),
+            (ErrorKind::BadGateway, Some("upstream_auth"), true)
         );
         let e = classify_status(StatusCode::from_u16(529).unwrap(), b"", None);
         assert_eq!(e.kind, ErrorKind::Overloaded);

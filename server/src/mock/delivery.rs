@@ -16,7 +16,7 @@ use axum::{
 use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
-use super::{anthropic, directive::Directive, gemini, listener::ResetSwitch, openai};
+use super::{anthropic, cohere, directive::Directive, gemini, listener::ResetSwitch, openai};
 
 /// How long a reset waits after the last frame so hyper writes it out before the RST.
 const FLUSH_GRACE: Duration = Duration::from_millis(10);
@@ -49,6 +49,7 @@ pub(super) enum Render {
     OpenAi(openai::ChunkRender),
     Anthropic(anthropic::EventRender),
     Gemini(gemini::EventRender),
+    Cohere(cohere::EventRender),
 }
 
 impl Render {
@@ -58,6 +59,7 @@ impl Render {
             Render::OpenAi(r) => r.opening(out),
             Render::Anthropic(r) => r.opening(out),
             Render::Gemini(_) => {}
+            Render::Cohere(r) => r.opening(out),
         }
     }
 
@@ -67,6 +69,7 @@ impl Render {
             Render::OpenAi(r) => r.content(choice, fragment),
             Render::Anthropic(r) => r.content(fragment),
             Render::Gemini(r) => r.content(fragment, last),
+            Render::Cohere(r) => r.content(fragment),
         }
     }
 
@@ -76,6 +79,7 @@ impl Render {
             Render::OpenAi(r) => r.closing(out),
             Render::Anthropic(r) => r.closing(out),
             Render::Gemini(r) => r.closing(out, sent_content),
+            Render::Cohere(r) => r.closing(out),
         }
     }
 
@@ -85,6 +89,7 @@ impl Render {
             Render::OpenAi(_) => openai::stream_error(),
             Render::Anthropic(_) => anthropic::stream_error(),
             Render::Gemini(_) => gemini::stream_error(),
+            Render::Cohere(_) => cohere::stream_error(),
         }
     }
 
@@ -100,6 +105,7 @@ impl Render {
             Render::Gemini(_) => Bytes::from_static(
                 b"data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"\r\n\r\n",
             ),
+            Render::Cohere(_) => cohere::malformed(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The three wire formats the mock speaks, and each one's HTTP error envelope.
+//! The wire formats the mock speaks, and each one's HTTP error envelope.
 
 use axum::{
     http::{header, HeaderValue, StatusCode},
@@ -26,6 +26,7 @@ pub(super) enum Dialect {
     OpenAi,
     Anthropic,
     Gemini,
+    Cohere,
 }
 
 impl Dialect {
@@ -58,6 +59,10 @@ impl Dialect {
                     message,
                     status: gemini_status(status),
                 },
+            }),
+            Dialect::Cohere => serde_json::to_string(&CohereEnvelope {
+                id: &cohere_error_id(),
+                message,
             }),
         };
         // Serializing these plain structs cannot fail.
@@ -127,6 +132,20 @@ struct GeminiError<'a> {
     code: u16,
     message: &'a str,
     status: &'static str,
+}
+
+/// Cohere's error body: `{"id": "<uuid>", "message": "…"}`, whatever the status.
+#[derive(Serialize)]
+struct CohereEnvelope<'a> {
+    id: &'a str,
+    message: &'a str,
+}
+
+fn cohere_error_id() -> String {
+    format!(
+        "00000000-0000-4000-9000-{:012}",
+        super::next_seq() % 1_000_000_000_000
+    )
 }
 
 /// OpenAI `error.type` and `error.code` for a status.

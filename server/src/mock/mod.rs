@@ -1,13 +1,14 @@
-//! The mock upstream: a real HTTP server speaking the OpenAI, Anthropic and Gemini wire formats
-//! with deterministic replies and injectable faults, for integration tests, the benchmark and the
-//! quickstart demo (`weir mock-upstream --listen ADDR`).
+//! The mock upstream: a real HTTP server speaking the OpenAI, Anthropic, Gemini and Cohere wire
+//! formats with deterministic replies and injectable faults, for integration tests, the benchmark
+//! and the quickstart demo (`weir mock-upstream --listen ADDR`).
 //!
 //! # Routes
 //! OpenAI: `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models` (Anthropic's
 //! list shape when `anthropic-version` is sent). Anthropic: `POST /v1/messages` (`?beta=true`
 //! ignored), `POST /v1/messages/count_tokens`. Gemini: `POST /v1beta/models/{model}:{method}`
 //! for `generateContent`, `streamGenerateContent` (always SSE, as with `?alt=sse`),
-//! `countTokens`, `embedContent`, `batchEmbedContents`; `GET /v1beta/models`. Anything else is
+//! `countTokens`, `embedContent`, `batchEmbedContents`; `GET /v1beta/models`. Cohere:
+//! `POST /v2/chat` (`stream: true` for its named SSE events). Anything else is
 //! a 404 (a known path with another method a 405) in the OpenAI envelope.
 //!
 //! # Requests
@@ -30,18 +31,23 @@
 //!
 //! Reply: `echo: <last user message text>` (text parts joined with a space, images ignored,
 //! whitespace collapsed to single spaces); when the last turn is a tool result (OpenAI `tool`
-//! message, Anthropic `tool_result` block, Gemini `functionResponse`), `tool result: <its text>`.
+//! message, Anthropic `tool_result` block, Gemini `functionResponse`, Cohere `tool` message),
+//! `tool result: <its text>`.
 //! It is cut before the first stop sequence (finish `stop` / `stop_sequence` / `STOP`) and then
 //! to the max output tokens in words (finish `length` / `max_tokens` / `MAX_TOKENS`). OpenAI
 //! `n > 1` gives `n` identical choices.
 //!
 //! Tools are called only when the tool choice forces one (OpenAI `"required"` or a named
-//! function, Anthropic `any`/`tool`, Gemini mode `ANY` with optional `allowedFunctionNames`) or
-//! when the last user text says `call <name>` for an offered tool; never under `none`. The
+//! function, Anthropic `any`/`tool`, Gemini mode `ANY` with optional `allowedFunctionNames`,
+//! Cohere `REQUIRED`) or when the last user text says `call <name>` for an offered tool; never
+//! under `none`. The
 //! arguments are the JSON object written right after `call <name>` (compacted, key order kept),
 //! else an object of the schema's `required` properties (string `"test"`, integer or number
 //! `1`, boolean `true`, anything else `null`). Ids: `chatcmpl-mock-<n>`, `msg_mock_<n>`,
-//! `call_mock_<n>`, `toolu_mock_<n>`, from one process-wide counter.
+//! `call_mock_<n>`, `toolu_mock_<n>`, from one process-wide counter (Cohere: UUID-shaped
+//! message ids and `<name>_mock_<n>` calls, each with the `tool_plan` `I will call <name>.`,
+//! which no count includes). Cohere usage has `tokens` as above and `billed_units` without the
+//! system messages' words.
 //!
 //! # Faults
 //! A directive in the text of the turn the reply answers, or the `x-mock-fault` header with
@@ -56,7 +62,7 @@
 //! | `delay_ms=<n>` | wait before the response headers (≤ 600000) |
 //! | `chunk_delay_ms=<n>` | wait between stream events (≤ 600000) |
 //! | `reset_after=<n>` | after `n` content events, abort the TCP connection with a RST |
-//! | `error_after=<n>` | after `n` content events, send the in-stream error and end |
+//! | `error_after=<n>` | after `n` content events, send the in-stream error and end (Cohere: a `message-end` with `finish_reason` `ERROR` and `delta.error`) |
 //! | `stall_after=<n>` | after `n` content events, send nothing more (up to 10 minutes) |
 //! | `no_usage` | no usage anywhere (Anthropic: zeros in `message_start` and in a whole reply) |
 //! | `malformed` | after the first content event, a `data:` line of invalid JSON |
@@ -74,6 +80,7 @@
 //! HTTP/2 the body error resets only the stream.
 
 mod anthropic;
+mod cohere;
 mod delivery;
 mod dialect;
 mod directive;
@@ -113,6 +120,7 @@ pub fn router() -> Router {
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1beta/models", get(gemini::list_models))
         .route("/v1beta/models/{*tail}", post(gemini::model_action))
+        .route("/v2/chat", post(cohere::chat))
         .fallback(openai::not_found)
         .method_not_allowed_fallback(openai::method_not_allowed)
 }

@@ -678,6 +678,372 @@ async fn gemini_whole_and_streamed_replies() {
     );
 }
 
+const COHERE: &str = "/v2/chat";
+
+/// Names of Cohere stream events, checking that each `event:` name is its data's `type`.
+fn cohere_names(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let name = e.name.clone().expect("every Cohere event is named");
+            assert_eq!(e.json()["type"], name.as_str(), "{e:?}");
+            name
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cohere_whole_reply_has_the_real_shape() {
+    let mock = start().await;
+    let v = mock
+        .post(
+            COHERE,
+            &json!({"model": "command-a-03-2025", "messages": [
+                {"role": "system", "content": "be very brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hello  there"},
+                    {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}),
+        )
+        .await
+        .json();
+    let id = v["id"].as_str().unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(id.matches('-').count(), 4);
+    assert_eq!(
+        v["message"],
+        json!({"role": "assistant", "content": [{"type": "text", "text": "echo: hello there"}]})
+    );
+    assert_eq!(v["finish_reason"], "COMPLETE");
+    assert_eq!(
+        v["usage"],
+        json!({"billed_units": {"input_tokens": 2, "output_tokens": 3},
+            "tokens": {"input_tokens": 3 + 2, "output_tokens": 3}})
+    );
+    assert!(v.get("model").is_none(), "Cohere answers name no model");
+
+    let v = mock
+        .post(
+            COHERE,
+            &json!({"model": "m", "max_tokens": 2, "messages": [user("one two three")]}),
+        )
+        .await
+        .json();
+    assert_eq!(v["message"]["content"][0]["text"], "echo: one");
+    assert_eq!(v["finish_reason"], "MAX_TOKENS");
+    let v = mock
+        .post(
+            COHERE,
+            &json!({"model": "m", "stop_sequences": ["three"], "messages": [user("one two three")]}),
+        )
+        .await
+        .json();
+    assert_eq!(v["message"]["content"][0]["text"], "echo: one two ");
+    assert_eq!(v["finish_reason"], "STOP_SEQUENCE");
+    let v = mock
+        .post(
+            COHERE,
+            &json!({"model": "m", "messages": [user("[[mock words=0]]")]}),
+        )
+        .await
+        .json();
+    assert_eq!(v["message"], json!({"role": "assistant"}));
+
+    // A forced call: the plan, then the call, its arguments a JSON string.
+    let v = mock
+        .post(
+            COHERE,
+            &json!({"model": "m", "tools": [weather_tool_openai()], "tool_choice": "REQUIRED",
+                "messages": [user("hi")]}),
+        )
+        .await
+        .json();
+    assert_eq!(v["finish_reason"], "TOOL_CALL");
+    let message = &v["message"];
+    assert_eq!(message["tool_plan"], "I will call get_weather.");
+    assert!(message.get("content").is_none());
+    let call = &message["tool_calls"][0];
+    assert!(call["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("get_weather_mock_"));
+    assert_eq!(call["type"], "function");
+    assert_eq!(
+        call["function"],
+        json!({"name": "get_weather", "arguments": r#"{"city":"test","days":1}"#})
+    );
+    assert_eq!(v["usage"]["tokens"]["output_tokens"], 1);
+
+    // The result goes back as a tool message; plan, arguments and result count as prompt words.
+    let v = mock
+        .post(
+            COHERE,
+            &json!({"model": "m", "tools": [weather_tool_openai()], "tool_choice": "NONE",
+                "messages": [
+                user("call get_weather"),
+                {"role": "assistant", "tool_plan": "I will call get_weather.", "tool_calls": [
+                    {"id": "get_weather_1", "type": "function", "function": {"name": "get_weather",
+                        "arguments": "{\"city\": \"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "get_weather_1",
+                    "content": [{"type": "text", "text": "18C and sunny"}]}]}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        v["message"]["content"][0]["text"],
+        "tool result: 18C and sunny"
+    );
+    assert_eq!(v["usage"]["tokens"]["input_tokens"], 2 + (4 + 2) + 3);
+
+    // Cohere's own limits, in its envelope.
+    for (bad, what) in [
+        (
+            json!({"model": "m", "p": 1.0, "messages": [user("hi")]}),
+            "p must",
+        ),
+        (
+            json!({"model": "m", "k": 501, "messages": [user("hi")]}),
+            "k must",
+        ),
+        (
+            json!({"model": "m", "stop_sequences": ["a", "b", "c", "d", "e", "f"],
+            "messages": [user("hi")]}),
+            "stop_sequences",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "developer", "content": "x"}, user("hi")]}),
+            "role",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}),
+            "tool_call_id",
+        ),
+        (
+            json!({"model": "m", "messages": [user("hi"),
+            {"role": "assistant", "tool_calls": [{"id": "f_1", "type": "function",
+                "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "f_2", "content": "x"}]}),
+            "answers no tool call",
+        ),
+        (
+            json!({"model": "m", "tool_choice": "REQUIRED", "messages": [user("hi")]}),
+            "tools",
+        ),
+        (json!({"model": "m", "messages": []}), "messages"),
+    ] {
+        let answer = mock.post(COHERE, &bad).await;
+        assert_eq!(answer.status, 400, "{bad}");
+        let v = answer.json();
+        assert!(v["message"].as_str().unwrap().contains(what), "{v}");
+        assert!(v["id"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn cohere_stream_follows_the_real_sequence() {
+    let mock = start().await;
+    let answer = mock
+        .post(
+            COHERE,
+            &json!({"model": "m", "stream": true, "messages": [
+                {"role": "system", "content": "be brief"}, user("hello there")]}),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["content-type"], "text/event-stream");
+    assert!(!answer.body.contains("[DONE]"));
+    let events = events(&answer.body);
+    assert_eq!(
+        cohere_names(&events),
+        [
+            "message-start",
+            "content-start",
+            "content-delta",
+            "content-delta",
+            "content-delta",
+            "content-end",
+            "message-end"
+        ]
+    );
+    let start = events[0].json();
+    assert_eq!(start["id"].as_str().unwrap().len(), 36);
+    assert_eq!(
+        start["delta"]["message"],
+        json!({"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [],
+            "citations": []})
+    );
+    assert_eq!(
+        events[1].json(),
+        json!({"type": "content-start", "index": 0,
+            "delta": {"message": {"content": {"type": "text", "text": ""}}}})
+    );
+    let words: Vec<Value> = events[2..5]
+        .iter()
+        .map(|e| e.json()["delta"]["message"]["content"]["text"].clone())
+        .collect();
+    assert_eq!(words, [json!("echo:"), json!(" hello"), json!(" there")]);
+    assert_eq!(events[5].json(), json!({"type": "content-end", "index": 0}));
+    let end = events[6].json();
+    assert_eq!(end["id"], start["id"]);
+    assert_eq!(
+        end["delta"],
+        json!({"finish_reason": "COMPLETE", "usage": {
+            "billed_units": {"input_tokens": 2, "output_tokens": 3},
+            "tokens": {"input_tokens": 4, "output_tokens": 3}}})
+    );
+
+    // A tool call: the plan word by word, then the call and its arguments in fragments.
+    let events = mock
+        .stream(
+            COHERE,
+            &json!({"model": "m", "stream": true, "tools": [weather_tool_openai()],
+                "messages": [user("call get_weather {\"city\": \"Zürich ☀\"}")]}),
+        )
+        .await;
+    let names = cohere_names(&events);
+    assert_eq!(
+        names[..5],
+        [
+            "message-start",
+            "tool-plan-delta",
+            "tool-plan-delta",
+            "tool-plan-delta",
+            "tool-plan-delta"
+        ]
+    );
+    assert_eq!(names[5], "tool-call-start");
+    assert_eq!(names[names.len() - 2..], ["tool-call-end", "message-end"]);
+    let plan: String = events[1..5]
+        .iter()
+        .map(|e| {
+            e.json()["delta"]["message"]["tool_plan"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(plan, "I will call get_weather.");
+    let head = events[5].json();
+    assert_eq!(head["index"], 0);
+    let call = &head["delta"]["message"]["tool_calls"];
+    assert!(call["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("get_weather_mock_"));
+    assert_eq!(call["type"], "function");
+    assert_eq!(
+        call["function"],
+        json!({"name": "get_weather", "arguments": ""})
+    );
+    let fragments: Vec<String> = events[6..events.len() - 2]
+        .iter()
+        .map(|e| {
+            assert_eq!(e.name.as_deref(), Some("tool-call-delta"));
+            let v = e.json();
+            assert_eq!(v["index"], 0);
+            v["delta"]["message"]["tool_calls"]["function"]["arguments"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(fragments.len(), 3);
+    assert_eq!(fragments.concat(), r#"{"city":"Zürich ☀"}"#);
+    assert_eq!(
+        events[events.len() - 2].json(),
+        json!({"type": "tool-call-end", "index": 0})
+    );
+    assert_eq!(
+        events.last().unwrap().json()["delta"]["finish_reason"],
+        "TOOL_CALL"
+    );
+
+    // An empty reply has no content events; no_usage leaves usage out.
+    let events = mock
+        .stream(
+            COHERE,
+            &json!({"model": "m", "stream": true,
+                "messages": [user("[[mock words=0 no_usage]]")]}),
+        )
+        .await;
+    assert_eq!(cohere_names(&events), ["message-start", "message-end"]);
+    assert_eq!(
+        events[1].json()["delta"],
+        json!({"finish_reason": "COMPLETE"})
+    );
+}
+
+#[tokio::test]
+async fn cohere_faults_use_its_envelope_and_events() {
+    let mock = start().await;
+    let answer = mock
+        .post_with_fault(
+            COHERE,
+            "status=429 retry_after=4",
+            &json!({"model": "m", "messages": [user("hi")]}),
+        )
+        .await;
+    assert_eq!(answer.status, 429);
+    assert_eq!(answer.headers["retry-after"], "4");
+    let v = answer.json();
+    assert_eq!(v["message"], "Rate limit reached (mock fault)");
+    assert!(v["id"].is_string() && v.get("error").is_none(), "{v}");
+    let answer = mock
+        .post(
+            COHERE,
+            &json!({"model": "fail-503", "messages": [user("hi")]}),
+        )
+        .await;
+    assert_eq!(answer.status, 503);
+    assert!(answer.json()["message"].is_string());
+    let answer = answer_of(
+        mock.http
+            .post(format!("{}{COHERE}", mock.server.base_url()))
+            .bearer_auth("mock-bad-key")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.json()["message"], "invalid API key provided");
+
+    // error_after: a message-end that carries ERROR and the message, and nothing after it.
+    let events = mock
+        .stream(
+            COHERE,
+            &json!({"model": "m", "stream": true,
+                "messages": [user("[[mock words=5 error_after=2]]")]}),
+        )
+        .await;
+    let names = cohere_names(&events);
+    assert_eq!(
+        names,
+        [
+            "message-start",
+            "content-start",
+            "content-delta",
+            "content-delta",
+            "message-end"
+        ]
+    );
+    let end = events.last().unwrap().json();
+    assert_eq!(end["delta"]["finish_reason"], "ERROR");
+    assert!(end["delta"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("mock fault"));
+    assert!(end["delta"].get("usage").is_none());
+
+    // malformed: invalid JSON after the first word.
+    let answer = mock
+        .post(
+            COHERE,
+            &json!({"model": "m", "stream": true, "messages": [user("[[mock words=3 malformed]]")]}),
+        )
+        .await;
+    let broken = self::events(&answer.body);
+    assert_eq!(broken[3].name.as_deref(), Some("content-delta"));
+    assert!(serde_json::from_str::<Value>(&broken[2].data).is_ok());
+    assert!(serde_json::from_str::<Value>(&broken[3].data).is_err());
+}
+
 #[tokio::test]
 async fn embeddings_are_deterministic_in_both_encodings() {
     let mock = start().await;

@@ -1,6 +1,6 @@
-//! Property tests over the client-facing decoders: any bytes, and any JSON that looks roughly
-//! like a request, decode or fail with a 400 in the caller's envelope; they never panic and
-//! never produce another error class.
+//! Property tests over the decoders: any bytes, and any JSON that looks roughly like a request,
+//! decode or fail with a 400 in the caller's envelope; any upstream answer or stream event
+//! decodes or fails as a bad gateway. They never panic and never produce another error class.
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -123,5 +123,165 @@ proptest! {
         only_400(super::openai_embeddings::decode_request(&bytes))?;
         only_400(super::anthropic::decode_request(&bytes))?;
         only_400(super::decode_request(super::Wire::Responses, &bytes))?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream decoders: Cohere answers and stream events
+// ---------------------------------------------------------------------------------------------
+
+const COHERE_EVENTS: [&str; 13] = [
+    "message-start",
+    "content-start",
+    "content-delta",
+    "content-end",
+    "tool-plan-delta",
+    "tool-call-start",
+    "tool-call-delta",
+    "tool-call-end",
+    "citation-start",
+    "citation-end",
+    "message-end",
+    "debug",
+    "",
+];
+
+/// Arbitrary JSON built from Cohere's member names and values.
+fn cohere_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e300f64..1e300).prop_map(|f| json!(f)),
+        ".{0,8}".prop_map(Value::from),
+        prop_oneof![
+            Just("text"),
+            Just("thinking"),
+            Just("function"),
+            Just("COMPLETE"),
+            Just("MAX_TOKENS"),
+            Just("TOOL_CALL"),
+            Just("ERROR"),
+            Just("TIMEOUT"),
+            Just("{\"a\":"),
+        ]
+        .prop_map(Value::from),
+        prop::sample::select(COHERE_EVENTS.to_vec()).prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("type".to_owned()),
+                    Just("id".to_owned()),
+                    Just("index".to_owned()),
+                    Just("delta".to_owned()),
+                    Just("message".to_owned()),
+                    Just("content".to_owned()),
+                    Just("text".to_owned()),
+                    Just("thinking".to_owned()),
+                    Just("tool_plan".to_owned()),
+                    Just("tool_calls".to_owned()),
+                    Just("function".to_owned()),
+                    Just("name".to_owned()),
+                    Just("arguments".to_owned()),
+                    Just("finish_reason".to_owned()),
+                    Just("error".to_owned()),
+                    Just("usage".to_owned()),
+                    Just("tokens".to_owned()),
+                    Just("billed_units".to_owned()),
+                    Just("input_tokens".to_owned()),
+                    Just("output_tokens".to_owned()),
+                    Just("cached_tokens".to_owned()),
+                    ".{0,4}",
+                ],
+                inner,
+                0..5,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Event-shaped objects: a known type, a small index, and arbitrary deltas.
+fn cohere_event() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(COHERE_EVENTS.to_vec()),
+        prop_oneof![
+            Just(json!(0)),
+            Just(json!(1)),
+            Just(Value::Null),
+            cohere_json()
+        ],
+        cohere_json(),
+        cohere_json(),
+    )
+        .prop_map(|(ty, index, message, rest)| {
+            json!({"type": ty, "index": index, "delta": {"message": message,
+                "finish_reason": rest.clone(), "usage": rest.clone(), "error": rest}})
+        })
+}
+
+fn only_bad_gateway<T>(r: Result<T, crate::error::GatewayError>) -> Result<(), TestCaseError> {
+    if let Err(e) = r {
+        prop_assert!(
+            matches!(e.kind, ErrorKind::BadGateway | ErrorKind::Timeout),
+            "{:?}: {}",
+            e.kind,
+            e.message
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cohere_response_decoder_never_panics(
+        v in prop_oneof![cohere_json(), cohere_json().prop_map(|m| json!({"id": "x",
+            "finish_reason": "COMPLETE", "message": m.clone(), "usage": m}))],
+    ) {
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        only_bad_gateway(super::cohere::decode_response(&bytes))?;
+        prop_assert!(super::cohere::response_usage(&bytes).is_ok());
+    }
+
+    /// Any sequence of events decodes or fails as a bad gateway, and the tool calls it reports
+    /// are well formed: numbered from 0 in order, each argument fragment and end for a call
+    /// that started and has not ended.
+    #[test]
+    fn cohere_stream_decoder_never_panics(
+        events in prop::collection::vec(
+            (prop::sample::select(COHERE_EVENTS.to_vec()), prop_oneof![cohere_event(), cohere_json()]),
+            0..10,
+        ),
+        raw in ".{0,40}",
+    ) {
+        use crate::canonical::StreamEvent;
+        let mut d = super::cohere::StreamDecoder::default();
+        let mut out = Vec::new();
+        for (name, v) in &events {
+            only_bad_gateway(d.decode(name, &v.to_string(), &mut out))?;
+        }
+        only_bad_gateway(d.decode("", &raw, &mut out))?;
+        let (mut next, mut open) = (0u32, Vec::new());
+        for e in &out {
+            match e {
+                StreamEvent::ToolCallStart { index, .. } => {
+                    prop_assert_eq!(*index, next);
+                    next += 1;
+                    open.push(*index);
+                }
+                StreamEvent::ToolArgsDelta { index, .. } => prop_assert!(open.contains(index)),
+                StreamEvent::ToolCallEnd { index } => {
+                    prop_assert!(open.contains(index));
+                    open.retain(|i| i != index);
+                }
+                _ => {}
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! rendered by the client's ([`encode_response`], [`StreamEncoder`]).
 
 pub mod anthropic;
+pub mod cohere;
 pub mod json;
 pub mod openai_chat;
 pub mod openai_embeddings;
@@ -75,7 +76,8 @@ pub fn response_usage(upstream: Wire, body: &[u8]) -> Result<Option<Usage>, Gate
             let v: Value = serde_json::from_slice(body).map_err(|_| invalid())?;
             Ok(v.get("usage").and_then(anthropic::decode_usage))
         }
-        Wire::Gemini | Wire::Cohere | Wire::Responses => Err(unsupported(upstream)),
+        Wire::Cohere => cohere::response_usage(body).map_err(|_| invalid()),
+        Wire::Gemini | Wire::Responses => Err(unsupported(upstream)),
     }
 }
 
@@ -84,7 +86,8 @@ pub fn decode_response(upstream: Wire, body: &[u8]) -> Result<CanonicalResponse,
     match upstream {
         Wire::OpenAi => openai_chat::decode_response(body),
         Wire::Anthropic => anthropic::decode_response(body),
-        Wire::Gemini | Wire::Cohere | Wire::Responses => Err(unsupported(upstream)),
+        Wire::Cohere => cohere::decode_response(body),
+        Wire::Gemini | Wire::Responses => Err(unsupported(upstream)),
     }
 }
 
@@ -115,6 +118,7 @@ pub enum ChunkKind {
 pub enum StreamDecoder {
     OpenAi(openai_chat::ChunkDecoder),
     Anthropic(anthropic::StreamDecoder),
+    Cohere(cohere::StreamDecoder),
 }
 
 impl StreamDecoder {
@@ -122,7 +126,8 @@ impl StreamDecoder {
         match upstream {
             Wire::OpenAi => Ok(StreamDecoder::OpenAi(openai_chat::ChunkDecoder::default())),
             Wire::Anthropic => Ok(StreamDecoder::Anthropic(anthropic::StreamDecoder::default())),
-            Wire::Gemini | Wire::Cohere | Wire::Responses => Err(unsupported(upstream)),
+            Wire::Cohere => Ok(StreamDecoder::Cohere(cohere::StreamDecoder::default())),
+            Wire::Gemini | Wire::Responses => Err(unsupported(upstream)),
         }
     }
 
@@ -135,13 +140,14 @@ impl StreamDecoder {
         match self {
             StreamDecoder::OpenAi(d) => d.decode(&ev.data, out),
             StreamDecoder::Anthropic(d) => d.decode(&ev.event, &ev.data, out),
+            StreamDecoder::Cohere(d) => d.decode(&ev.event, &ev.data, out),
         }
     }
 
     /// Writes `ev` to a client of the same format, as the upstream sent it but for the model
     /// name.
     pub fn relay(&self, ev: &Event, rewrite: Option<&ModelRewrite>, out: &mut BytesMut) {
-        if let StreamDecoder::Anthropic(_) = self {
+        if let StreamDecoder::Anthropic(_) | StreamDecoder::Cohere(_) = self {
             if !ev.event.is_empty() && ev.event != "message" {
                 out.put_slice(b"event: ");
                 out.put_slice(ev.event.as_bytes());
