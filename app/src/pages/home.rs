@@ -15,13 +15,14 @@ struct Feature {
 const FEATURES: [Feature; 4] = [
     Feature {
         title: "Any provider, one endpoint",
-        body: "OpenAI, Anthropic, or any OpenAI-compatible host such as Groq, Together or a \
-               local Ollama or vLLM; Gemini and Cohere are next.",
+        body: "OpenAI, Anthropic, Cohere, or any OpenAI-compatible host such as Groq, Together \
+               or a local Ollama or vLLM; Gemini is next.",
     },
     Feature {
         title: "Formats translated",
-        body: "Send OpenAI Chat; Weir speaks the upstream's wire format and streams the answer \
-               back in yours. Anthropic Messages as a client format is next.",
+        body: "Send OpenAI Chat, OpenAI Responses or Anthropic Messages: Weir speaks the \
+               upstream's wire format and streams the answer back in yours, so Claude Code and \
+               Codex work unchanged.",
     },
     Feature {
         title: "Retries across healthy channels",
