@@ -4,7 +4,9 @@
 //! [`encode_request`] turns a [`CanonicalRequest`](crate::canonical::CanonicalRequest) into a
 //! `generateContent` body (the same body serves `streamGenerateContent?alt=sse`);
 //! [`decode_response`] and [`StreamDecoder`] turn the answer into canonical form, and
-//! [`response_usage`] reads only `usageMetadata`.
+//! [`response_usage`] reads only `usageMetadata`. Answers and stream events are read through
+//! the borrowed serde types of `types`; [`error_status`] and [`retry_delay`] read Google's
+//! error envelope for the upstream error classification.
 //!
 //! Choices where the protocol leaves room:
 //! - Gemini gives function calls no id (or one the client must echo), so every call gets a
@@ -34,6 +36,9 @@
 //!   `includeThoughts` so the client sees the thought summaries.
 //! - Penalties are sent only when non-zero (several models reject them outright); logit bias,
 //!   logprobs and the end-user id have no equivalent and are dropped.
+//! - Tool parameters go as `parameters` (the OpenAPI subset) rather than the newer
+//!   `parametersJsonSchema`, so that one encoding serves `parameters` and `responseSchema`
+//!   alike; the price is the schema reduction below.
 //! - Finish reasons of the "error" class (`MALFORMED_FUNCTION_CALL`, `OTHER`, …) become `stop`
 //!   when the answer has content, else an upstream error; the safety family becomes
 //!   `content_filter`, as does a prompt blocked before any candidate.
