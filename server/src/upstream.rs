@@ -14,7 +14,7 @@ use weir_core::catalog::{Target, Wire};
 use crate::{
     canonical::{CanonicalRequest, EmbeddingRequest},
     error::{ErrorKind, GatewayError},
-    wire::{cohere, json::to_bytes, openai_chat, openai_embeddings},
+    wire::{cohere, gemini, json::to_bytes, openai_chat, openai_embeddings},
 };
 
 /// Deadlines for upstream calls (RELIABILITY.md §3 "Deadlines").
@@ -160,7 +160,14 @@ pub fn chat_request(
             endpoint(&target.channel.base_url, "/v2/chat")?,
             cohere::encode_request(req, upstream_model)?,
         ),
-        Wire::Gemini | Wire::Responses => {
+        Wire::Gemini => (
+            endpoint(
+                &target.channel.base_url,
+                &gemini::request_path(upstream_model, req.stream),
+            )?,
+            gemini::encode_request(req)?,
+        ),
+        Wire::Responses => {
             return Err(GatewayError::new(
                 ErrorKind::BadGateway,
                 "This provider's wire format is not supported yet.",
@@ -360,7 +367,9 @@ fn upstream_message(body: &[u8]) -> Option<String> {
 /// message and are not retried; auth failures of the channel and server-side failures are
 /// retryable on another channel and never show the upstream's text.
 pub fn classify_status(status: StatusCode, body: &[u8], retry_after: Option<u64>) -> GatewayError {
-    let code = status.as_u16();
+    // Google's envelope names the error class (`error.status`) and the wait (`RetryInfo`).
+    let code = gemini::error_status(body).unwrap_or(status.as_u16());
+    let retry_after = retry_after.or_else(|| gemini::retry_delay(body));
     match code {
         400 | 404 | 413 | 422 => {
             let kind = match code {
@@ -496,6 +505,34 @@ mod tests {
         assert_eq!(
             (e.kind, e.code, e.retryable),
             (ErrorKind::BadGateway, Some("upstream_auth"), true)
+        );
+        // Gemini: a bad key is a 400 whose detail says API_KEY_INVALID, and the wait of a
+        // 429 is in its RetryInfo detail rather than a header.
+        let e = classify_status(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#,
+            None,
+        );
+        assert_eq!(
+            (e.kind, e.code, e.retryable),
+            (ErrorKind::BadGateway, Some("upstream_auth"), true)
+        );
+        let quota = br#"{"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"36.5s"}]}}"#;
+        let e = classify_status(StatusCode::TOO_MANY_REQUESTS, quota, None);
+        assert_eq!(
+            (e.kind, e.retry_after),
+            (ErrorKind::UpstreamRateLimited, Some(37))
+        );
+        let e = classify_status(StatusCode::TOO_MANY_REQUESTS, quota, Some(5));
+        assert_eq!(e.retry_after, Some(5), "the header wins");
+        let e = classify_status(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":{"code":400,"message":"Invalid JSON payload.","status":"INVALID_ARGUMENT"}}"#,
+            None,
+        );
+        assert_eq!(
+            (e.kind, e.retryable, &*e.message),
+            (ErrorKind::InvalidRequest, false, "Invalid JSON payload.")
         );
         let e = classify_status(StatusCode::from_u16(529).unwrap(), b"", None);
         assert_eq!(e.kind, ErrorKind::Overloaded);

@@ -146,8 +146,13 @@ const COHERE_EVENTS: [&str; 13] = [
     "",
 ];
 
-/// Arbitrary JSON built from Cohere's member names and values.
-fn cohere_json() -> impl Strategy<Value = Value> {
+/// Arbitrary JSON, a few levels deep, whose strings are often one of `values` (else short and
+/// arbitrary) and whose members are mostly named from `keys`: close enough to an upstream's
+/// documents to reach deep into its decoder.
+fn json_from(
+    values: Vec<&'static str>,
+    keys: &'static [&'static str],
+) -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
@@ -155,47 +160,15 @@ fn cohere_json() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(Value::from),
         (-1e300f64..1e300).prop_map(|f| json!(f)),
         ".{0,8}".prop_map(Value::from),
-        prop_oneof![
-            Just("text"),
-            Just("thinking"),
-            Just("function"),
-            Just("COMPLETE"),
-            Just("MAX_TOKENS"),
-            Just("TOOL_CALL"),
-            Just("ERROR"),
-            Just("TIMEOUT"),
-            Just("{\"a\":"),
-        ]
-        .prop_map(Value::from),
-        prop::sample::select(COHERE_EVENTS.to_vec()).prop_map(Value::from),
+        prop::sample::select(values).prop_map(Value::from),
     ];
-    leaf.prop_recursive(5, 64, 6, |inner| {
+    leaf.prop_recursive(5, 64, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
             prop::collection::btree_map(
                 prop_oneof![
-                    Just("type".to_owned()),
-                    Just("id".to_owned()),
-                    Just("index".to_owned()),
-                    Just("delta".to_owned()),
-                    Just("message".to_owned()),
-                    Just("content".to_owned()),
-                    Just("text".to_owned()),
-                    Just("thinking".to_owned()),
-                    Just("tool_plan".to_owned()),
-                    Just("tool_calls".to_owned()),
-                    Just("function".to_owned()),
-                    Just("name".to_owned()),
-                    Just("arguments".to_owned()),
-                    Just("finish_reason".to_owned()),
-                    Just("error".to_owned()),
-                    Just("usage".to_owned()),
-                    Just("tokens".to_owned()),
-                    Just("billed_units".to_owned()),
-                    Just("input_tokens".to_owned()),
-                    Just("output_tokens".to_owned()),
-                    Just("cached_tokens".to_owned()),
-                    ".{0,4}",
+                    4 => prop::sample::select(keys).prop_map(str::to_owned),
+                    1 => ".{0,4}",
                 ],
                 inner,
                 0..5,
@@ -203,6 +176,47 @@ fn cohere_json() -> impl Strategy<Value = Value> {
             .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
+}
+
+/// Arbitrary JSON built from Cohere's member names and values.
+fn cohere_json() -> impl Strategy<Value = Value> {
+    let words = [
+        "text",
+        "thinking",
+        "function",
+        "COMPLETE",
+        "MAX_TOKENS",
+        "TOOL_CALL",
+        "ERROR",
+        "TIMEOUT",
+        "{\"a\":",
+    ];
+    json_from(
+        [&words[..], &COHERE_EVENTS[..]].concat(),
+        &[
+            "type",
+            "id",
+            "index",
+            "delta",
+            "message",
+            "content",
+            "text",
+            "thinking",
+            "tool_plan",
+            "tool_calls",
+            "function",
+            "name",
+            "arguments",
+            "finish_reason",
+            "error",
+            "usage",
+            "tokens",
+            "billed_units",
+            "input_tokens",
+            "output_tokens",
+            "cached_tokens",
+        ],
+    )
 }
 
 /// Event-shaped objects: a known type, a small index, and arbitrary deltas.
@@ -282,6 +296,196 @@ proptest! {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream decoders: Gemini answers and stream events, and the schema reduction
+// ---------------------------------------------------------------------------------------------
+
+/// Arbitrary JSON built from Gemini's member names and values.
+fn gemini_json() -> impl Strategy<Value = Value> {
+    json_from(
+        vec![
+            "STOP",
+            "MAX_TOKENS",
+            "SAFETY",
+            "MALFORMED_FUNCTION_CALL",
+            "OTHER",
+            "RESOURCE_EXHAUSTED",
+            "UNAVAILABLE",
+            "model",
+            "CiQBjz1rX2E=",
+            "skip_thought_signature_validator",
+        ],
+        &[
+            "candidates",
+            "content",
+            "parts",
+            "text",
+            "thought",
+            "thoughtSignature",
+            "functionCall",
+            "name",
+            "args",
+            "id",
+            "finishReason",
+            "index",
+            "promptFeedback",
+            "blockReason",
+            "usageMetadata",
+            "promptTokenCount",
+            "candidatesTokenCount",
+            "thoughtsTokenCount",
+            "cachedContentTokenCount",
+            "responseId",
+            "modelVersion",
+            "error",
+            "status",
+            "message",
+        ],
+    )
+}
+
+/// Answer-shaped objects: one candidate with arbitrary parts, finish and usage.
+fn gemini_answer() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec(gemini_json(), 0..4),
+        gemini_json(),
+        gemini_json(),
+        gemini_json(),
+    )
+        .prop_map(|(parts, finish, usage, id)| {
+            json!({"candidates": [{"content": {"role": "model", "parts": parts},
+                "finishReason": finish, "index": 0}], "usageMetadata": usage, "responseId": id})
+        })
+}
+
+/// Arbitrary JSON built from JSON Schema's member names, with local references.
+fn schema_json() -> impl Strategy<Value = Value> {
+    json_from(
+        vec![
+            "object",
+            "array",
+            "string",
+            "integer",
+            "null",
+            "#",
+            "#/$defs/a",
+            "#/$defs/b",
+            "#/properties/x",
+            "date-time",
+        ],
+        &[
+            "type",
+            "properties",
+            "items",
+            "required",
+            "$ref",
+            "$defs",
+            "a",
+            "b",
+            "x",
+            "anyOf",
+            "oneOf",
+            "allOf",
+            "enum",
+            "const",
+            "format",
+            "default",
+            "nullable",
+        ],
+    )
+}
+
+/// Every schema below the root of a reduced schema has a type or is a union.
+fn typed_below_root(v: &Value, depth: usize) -> bool {
+    let Some(o) = v.as_object() else {
+        return false;
+    };
+    if depth > 0 && !o.contains_key("type") && !o.contains_key("anyOf") {
+        return false;
+    }
+    let props = o
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|p| p.values());
+    let alts = o
+        .get("anyOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    props
+        .chain(alts)
+        .chain(o.get("items"))
+        .all(|s| typed_below_root(s, depth + 1))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gemini_response_decoder_never_panics(v in prop_oneof![gemini_json(), gemini_answer()]) {
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        only_bad_gateway(super::gemini::decode_response(&bytes))?;
+        let _ = super::gemini::response_usage(&bytes);
+        let _ = super::gemini::error_status(&bytes);
+        let _ = super::gemini::retry_delay(&bytes);
+    }
+
+    /// Any sequence of events decodes or fails as a bad gateway; the tool calls it reports are
+    /// numbered from 0 in order, each whole (start, arguments, end) and with an id that
+    /// unpacks, and at most one finish is reported.
+    #[test]
+    fn gemini_stream_decoder_never_panics(
+        events in prop::collection::vec(prop_oneof![gemini_answer(), gemini_json()], 0..8),
+        raw in ".{0,40}",
+    ) {
+        use crate::canonical::StreamEvent;
+        let mut d = super::gemini::StreamDecoder::default();
+        let mut out = Vec::new();
+        for v in &events {
+            only_bad_gateway(d.decode(&v.to_string(), &mut out))?;
+        }
+        only_bad_gateway(d.decode(&raw, &mut out))?;
+        let mut next = 0u32;
+        for (k, e) in out.iter().enumerate() {
+            if let StreamEvent::ToolCallStart { index, id, .. } = e {
+                prop_assert_eq!(*index, next);
+                next += 1;
+                prop_assert!(super::gemini::parse_call_id(id).is_some(), "{}", id);
+                let whole = matches!(out.get(k + 1),
+                    Some(StreamEvent::ToolArgsDelta { index: i, .. }) if i == index)
+                    && matches!(out.get(k + 2), Some(StreamEvent::ToolCallEnd { index: i }) if i == index);
+                prop_assert!(whole, "{:?}", out);
+            }
+        }
+        let finishes = out.iter().filter(|e| matches!(e, StreamEvent::Finish(_))).count();
+        prop_assert!(finishes <= 1);
+    }
+
+    /// Any schema, references and cycles included, reduces without panicking to a bounded
+    /// schema whose every member below the root is typed.
+    #[test]
+    fn gemini_schema_reduction_is_total(v in schema_json()) {
+        let s = super::gemini::gemini_schema(&v);
+        prop_assert!(typed_below_root(&s, 0), "{}", s);
+        prop_assert!(s.to_string().len() < 2_000_000);
+    }
+
+    /// A request any OpenAI chat client could send encodes for Gemini or is a 400.
+    #[test]
+    fn gemini_encoder_never_panics(v in requestish(), tools in schema_json()) {
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        if let Ok(req) = super::openai_chat::decode_request(&bytes) {
+            only_400(super::gemini::encode_request(&req))?;
+        }
+        let with_tools = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": tools}}]});
+        if let Ok(req) = super::openai_chat::decode_request(&serde_json::to_vec(&with_tools).unwrap()) {
+            only_400(super::gemini::encode_request(&req))?;
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod anthropic;
 pub mod cohere;
+pub mod gemini;
 pub mod json;
 pub mod openai_chat;
 pub mod openai_embeddings;
@@ -77,7 +78,8 @@ pub fn response_usage(upstream: Wire, body: &[u8]) -> Result<Option<Usage>, Gate
             Ok(v.get("usage").and_then(anthropic::decode_usage))
         }
         Wire::Cohere => cohere::response_usage(body).map_err(|_| invalid()),
-        Wire::Gemini | Wire::Responses => Err(unsupported(upstream)),
+        Wire::Gemini => gemini::response_usage(body).map_err(|_| invalid()),
+        Wire::Responses => Err(unsupported(upstream)),
     }
 }
 
@@ -87,7 +89,8 @@ pub fn decode_response(upstream: Wire, body: &[u8]) -> Result<CanonicalResponse,
         Wire::OpenAi => openai_chat::decode_response(body),
         Wire::Anthropic => anthropic::decode_response(body),
         Wire::Cohere => cohere::decode_response(body),
-        Wire::Gemini | Wire::Responses => Err(unsupported(upstream)),
+        Wire::Gemini => gemini::decode_response(body),
+        Wire::Responses => Err(unsupported(upstream)),
     }
 }
 
@@ -119,6 +122,7 @@ pub enum StreamDecoder {
     OpenAi(openai_chat::ChunkDecoder),
     Anthropic(anthropic::StreamDecoder),
     Cohere(cohere::StreamDecoder),
+    Gemini(gemini::StreamDecoder),
 }
 
 impl StreamDecoder {
@@ -127,7 +131,8 @@ impl StreamDecoder {
             Wire::OpenAi => Ok(StreamDecoder::OpenAi(openai_chat::ChunkDecoder::default())),
             Wire::Anthropic => Ok(StreamDecoder::Anthropic(anthropic::StreamDecoder::default())),
             Wire::Cohere => Ok(StreamDecoder::Cohere(cohere::StreamDecoder::default())),
-            Wire::Gemini | Wire::Responses => Err(unsupported(upstream)),
+            Wire::Gemini => Ok(StreamDecoder::Gemini(gemini::StreamDecoder::default())),
+            Wire::Responses => Err(unsupported(upstream)),
         }
     }
 
@@ -141,6 +146,7 @@ impl StreamDecoder {
             StreamDecoder::OpenAi(d) => d.decode(&ev.data, out),
             StreamDecoder::Anthropic(d) => d.decode(&ev.event, &ev.data, out),
             StreamDecoder::Cohere(d) => d.decode(&ev.event, &ev.data, out),
+            StreamDecoder::Gemini(d) => d.decode(&ev.data, out),
         }
     }
 
