@@ -1,5 +1,5 @@
 //! The demo provider behind `weir serve --demo`: the in-repo mock upstream wired into the
-//! catalog as two providers (one speaking OpenAI, one speaking Anthropic) with a few priced
+//! catalog as one provider per upstream format it speaks (OpenAI, Anthropic, Cohere, Gemini) with a few priced
 //! models, and a demo team whose key is printed so that a new user can call the API at once
 //! with no upstream keys. Integration tests install the same setup.
 
@@ -68,6 +68,18 @@ const MODELS: &[DemoModel] = &[
         upstream: "claude-echo",
         kind: ModelKind::Chat,
     },
+    DemoModel {
+        id: "demo/cohere-echo",
+        provider: "demo-cohere",
+        upstream: "command-echo",
+        kind: ModelKind::Chat,
+    },
+    DemoModel {
+        id: "demo/gemini-echo",
+        provider: "demo-gemini",
+        upstream: "gemini-echo",
+        kind: ModelKind::Chat,
+    },
 ];
 
 /// A codename served by both demo providers, to show routing across formats.
@@ -96,6 +108,7 @@ fn tariff(kind: ModelKind) -> Tariff {
 /// Wires the mock upstream at `mock_base` (e.g. `http://127.0.0.1:9100`) into the catalog.
 pub async fn install_catalog(db: &Db, mock_base: &str) -> anyhow::Result<()> {
     let openai_base = format!("{mock_base}/v1");
+    let gemini_base = format!("{mock_base}/v1beta");
     for (id, name, wire, base) in [
         (
             "demo",
@@ -108,6 +121,18 @@ pub async fn install_catalog(db: &Db, mock_base: &str) -> anyhow::Result<()> {
             "Demo (mock, Anthropic format)",
             Wire::Anthropic,
             mock_base,
+        ),
+        (
+            "demo-cohere",
+            "Demo (mock, Cohere format)",
+            Wire::Cohere,
+            mock_base,
+        ),
+        (
+            "demo-gemini",
+            "Demo (mock, Gemini format)",
+            Wire::Gemini,
+            gemini_base.as_str(),
         ),
     ] {
         catalog::ensure_provider(

@@ -15,8 +15,8 @@ struct Feature {
 const FEATURES: [Feature; 4] = [
     Feature {
         title: "Any provider, one endpoint",
-        body: "OpenAI, Anthropic, Cohere, or any OpenAI-compatible host such as Groq, Together \
-               or a local Ollama or vLLM; Gemini is next.",
+        body: "OpenAI, Anthropic, Gemini, Cohere, or any OpenAI-compatible host such as Groq, \
+               Together or a local Ollama or vLLM.",
     },
     Feature {
         title: "Formats translated",
