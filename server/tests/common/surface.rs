@@ -90,6 +90,8 @@ pub struct Answer {
     pub usage: Option<(u64, u64)>,
     /// Responses: the output items, to send back.
     pub items: Vec<Value>,
+    /// Weir's `x-request-id` for the request (set by [`Surface::ask`]).
+    pub request_id: String,
 }
 
 impl Surface {
@@ -165,13 +167,16 @@ impl Surface {
     /// Sends `body` and reads the answer, streamed or whole.
     pub async fn ask(self, app: &TestApp, body: &Value) -> Answer {
         let r = self.send(app, body).await;
-        assert_eq!(r.status(), 200, "{self:?}");
-        if body["stream"] == true {
+        let request_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(r.status(), 200, "{self:?} {request_id}");
+        let mut answer = if body["stream"] == true {
             assert_eq!(r.headers()["content-type"], "text/event-stream");
             self.fold_stream(&parse_sse(&r.text().await.unwrap()))
         } else {
             self.read(&r.json::<Value>().await.unwrap())
-        }
+        };
+        answer.request_id = request_id;
+        answer
     }
 
     pub fn read(self, v: &Value) -> Answer {
@@ -203,6 +208,7 @@ impl Surface {
                         n(&v["usage"]["completion_tokens"]),
                     )),
                     items: Vec::new(),
+                    request_id: String::new(),
                 }
             }
             Surface::Messages => {
@@ -229,6 +235,7 @@ impl Surface {
                         n(&v["usage"]["output_tokens"]),
                     )),
                     items: Vec::new(),
+                    request_id: String::new(),
                 }
             }
             Surface::Responses => {
@@ -256,6 +263,7 @@ impl Surface {
                         n(&v["usage"]["output_tokens"]),
                     )),
                     items,
+                    request_id: String::new(),
                 }
             }
         }
