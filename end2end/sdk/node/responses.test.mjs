@@ -92,7 +92,17 @@ for (const model of WIRE_MODELS) {
 
 test('built-in tools are a 400 naming the tool', async () => {
   await assert.rejects(
-    client.responses.create({ model: WIRE_MODELS[0], input: 'x', tools: [{ type: 'web_search' }] }),
-    (e) => e instanceof OpenAI.BadRequestError && /web_search/.test(e.message),
+    client.responses.create({
+      model: WIRE_MODELS[0],
+      input: 'x',
+      tools: [{ type: 'file_search', vector_store_ids: ['vs_1'] }],
+    }),
+    (e) => e instanceof OpenAI.BadRequestError && /file_search/.test(e.message),
   );
+});
+
+test('web_search, which Codex offers with every request, is left out and the answer comes', async () => {
+  const r = await client.responses.create({ model: WIRE_MODELS[0], input: 'x', tools: [{ type: 'web_search' }] });
+  assert.equal(r.status, 'completed');
+  assert.equal(r.output_text, 'echo: x');
 });

@@ -116,7 +116,9 @@ def test_store_false_keeps_nothing(client: openai.OpenAI) -> None:
 
 def test_bad_requests(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as e:
-        client.responses.create(model=WIRE_MODELS[0], input="x", tools=[{"type": "web_search"}])
-    assert "web_search" in str(e.value)
+        client.responses.create(
+            model=WIRE_MODELS[0], input="x", tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}]
+        )
+    assert "file_search" in str(e.value)
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="no/such-model", input="x")
