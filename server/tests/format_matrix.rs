@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    surface::{Answer, Surface, SURFACES},
+    surface::{Answer, SURFACES},
     TestApp,
 };
 use serde_json::json;
