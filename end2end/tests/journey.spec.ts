@@ -131,6 +131,7 @@ test('sign up, create a key, call the API with it, see the usage, revoke it', as
 
   await page.goto('/dashboard');
   await expect(page.locator('table.usage-table')).toContainText('demo/echo');
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'dashboard-after-request.png'), fullPage: true });
   await page.goto('/billing');
   await expect(page.getByRole('main')).toContainText('e2e credit');
 
