@@ -91,6 +91,35 @@ test('pricing page lists the seeded catalog with prices', async ({ page }) => {
   expect(errors).toEqual([]);
 });
 
+test('/pricing and GET /api/public/models list the same models at the same prices', async ({ page }) => {
+  const api = await page.request.get('/api/public/models');
+  expect(api.status()).toBe(200);
+  const etag = api.headers()['etag'];
+  expect(etag).toBeTruthy();
+  const again = await page.request.get('/api/public/models', { headers: { 'If-None-Match': etag } });
+  expect(again.status()).toBe(304);
+  const models: { id: string; pricing: { prompt: string; completion: string } }[] = (await api.json()).data;
+  const byId = new Map(models.map((m) => [m.id, m]));
+  for (const demo of ['demo/echo', 'demo/claude-echo', 'demo/embed']) expect(byId.has(demo), demo).toBe(true);
+
+  await page.goto('/pricing');
+  const rows = await page.locator('table.price-table tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => ({
+      id: (tr as HTMLElement).dataset.model ?? '',
+      input: tr.children[5]?.textContent ?? '',
+      output: tr.children[8]?.textContent ?? '',
+    })),
+  );
+  expect(rows.map((r) => r.id).sort()).toEqual([...byId.keys()].sort());
+  // The page shows dollars per million tokens; the JSON gives dollars per token.
+  const dollars = (cell: string) => Number(cell.replace(/[$,]/g, ''));
+  for (const r of rows) {
+    const m = byId.get(r.id)!;
+    expect(dollars(r.input), `${r.id} input`).toBeCloseTo(Number(m.pricing.prompt) * 1e6, 6);
+    expect(dollars(r.output), `${r.id} output`).toBeCloseTo(Number(m.pricing.completion) * 1e6, 6);
+  }
+});
+
 test('Docs link leads to the quickstart from another page', async ({ page }) => {
   const errors = trackPageErrors(page);
   await page.goto('/pricing');
