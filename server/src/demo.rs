@@ -45,6 +45,18 @@ const MODELS: &[DemoModel] = &[
         kind: ModelKind::Embedding,
     },
     DemoModel {
+        id: "demo/cohere-embed",
+        provider: "demo-cohere",
+        upstream: "embed-echo",
+        kind: ModelKind::Embedding,
+    },
+    DemoModel {
+        id: "demo/gemini-embed",
+        provider: "demo-gemini",
+        upstream: "gemini-embed-echo",
+        kind: ModelKind::Embedding,
+    },
+    DemoModel {
         id: "demo/fail-503",
         provider: "demo",
         upstream: "fail-503",

@@ -241,25 +241,41 @@ pub fn count_tokens_request(
     })
 }
 
-/// The request for embeddings on `target`.
+/// The request for embeddings on `target`: OpenAI `{base}/embeddings`, Cohere
+/// `{base}/v2/embed`, Gemini `{base}/models/{model}:batchEmbedContents`.
 pub fn embeddings_request(
     target: &Target,
     req: &EmbeddingRequest,
 ) -> Result<Outbound, GatewayError> {
-    match target.channel.wire {
-        Wire::OpenAi => Ok(Outbound {
-            url: endpoint(&target.channel.base_url, "/embeddings")?,
-            headers: auth_headers(target)?,
-            body: to_bytes(&openai_embeddings::encode_request(
-                req,
-                &target.model.upstream_model,
-            )),
-        }),
-        _ => Err(GatewayError::new(
-            ErrorKind::BadGateway,
-            "Embeddings are not supported for this provider yet.",
-        )),
-    }
+    let upstream_model = &target.model.upstream_model;
+    let (url, body) = match target.channel.wire {
+        Wire::OpenAi => (
+            endpoint(&target.channel.base_url, "/embeddings")?,
+            openai_embeddings::encode_request(req, upstream_model),
+        ),
+        Wire::Cohere => (
+            endpoint(&target.channel.base_url, "/v2/embed")?,
+            cohere::encode_embed_request(req, upstream_model)?,
+        ),
+        Wire::Gemini => (
+            endpoint(
+                &target.channel.base_url,
+                &gemini::embed_path(upstream_model),
+            )?,
+            gemini::encode_embed_request(req, upstream_model)?,
+        ),
+        Wire::Anthropic | Wire::Responses => {
+            return Err(GatewayError::new(
+                ErrorKind::BadGateway,
+                "Embeddings are not supported for this provider yet.",
+            ))
+        }
+    };
+    Ok(Outbound {
+        url,
+        headers: auth_headers(target)?,
+        body: to_bytes(&body),
+    })
 }
 
 /// Sends `out`, waiting at most the first-byte deadline for the response headers. Non-2xx

@@ -35,13 +35,13 @@ use super::{
     Gateway,
 };
 use crate::{
-    canonical::{CanonicalRequest, StreamErrorKind, StreamEvent, Usage, Wire},
+    canonical::{CanonicalRequest, EmbeddingResponse, StreamErrorKind, StreamEvent, Usage, Wire},
     error::{ErrorKind, GatewayError},
     tokens,
     upstream::{self, StreamFault},
     wire::{
-        self, openai_chat, openai_embeddings, ChunkKind, Echo, ModelRewrite, StreamDecoder,
-        StreamEncoder,
+        self, cohere, gemini, json::to_bytes, openai_chat, openai_embeddings, ChunkKind, Echo,
+        ModelRewrite, StreamDecoder, StreamEncoder,
     },
 };
 
@@ -960,8 +960,8 @@ pub async fn embeddings(
     let resp = match admit(&gw, &headers, body, &request_id, "embeddings", OPENAI).await {
         Err(resp) => resp,
         Ok((bytes, mut fin)) => match embeddings_attempts(&gw, &mut fin, bytes).await {
-            Ok((response, usage)) => {
-                fin.finish(Outcome::ok(usage, UsageSource::Upstream));
+            Ok((response, usage, source)) => {
+                fin.finish(Outcome::ok(usage, source));
                 response
             }
             Err(e) => {
@@ -973,11 +973,15 @@ pub async fn embeddings(
     with_request_id(resp, &request_id)
 }
 
+/// Tries the embedding model's channels in plan order. An OpenAI-format answer is relayed as
+/// it is; a Cohere or Gemini one is decoded and rendered in OpenAI's shape (in the client's
+/// encoding, named by the model id the client asked for), metered by Weir's estimate when the
+/// upstream reports no usage (Gemini never does).
 async fn embeddings_attempts(
     gw: &Gateway,
     fin: &mut Finaliser,
     bytes: Bytes,
-) -> Result<(Response, Usage), GatewayError> {
+) -> Result<(Response, Usage, UsageSource), GatewayError> {
     let req = openai_embeddings::decode_request(&bytes)?;
     fin.model.clone_from(&req.model);
     let snapshot = gw.catalog.current();
@@ -998,17 +1002,41 @@ async fn embeddings_attempts(
         fin.channel_id = Some(target.channel.id);
         fin.target_model = Some(target.model.clone());
         let out = upstream::embeddings_request(&target, &req)?;
+        let wire = target.channel.wire;
         let result = async {
             let resp = upstream::send(&gw.http, out, &gw.timeouts).await?;
             let body = upstream::read_body(resp, &gw.timeouts)
                 .await
                 .map_err(|e| e.retryable(true))?;
-            let usage = openai_embeddings::decode_usage(&body).map_err(|e| e.retryable(true))?;
-            Ok::<_, GatewayError>((body, usage))
+            let decoded = match wire {
+                Wire::Cohere => cohere::decode_embed_response(&body, req.input.len())?,
+                Wire::Gemini => gemini::decode_embed_response(&body, req.input.len())?,
+                _ => {
+                    let usage =
+                        openai_embeddings::decode_usage(&body).map_err(|e| e.retryable(true))?;
+                    return Ok::<_, GatewayError>((body, usage, UsageSource::Upstream));
+                }
+            };
+            let (usage, source) = if decoded.usage.input > 0 {
+                (decoded.usage, UsageSource::Upstream)
+            } else {
+                let usage = Usage {
+                    input: estimate,
+                    ..Usage::default()
+                };
+                (usage, UsageSource::Estimated)
+            };
+            let rendered = EmbeddingResponse {
+                model: req.model.clone(),
+                vectors: decoded.vectors,
+                usage,
+            };
+            let body = to_bytes(&openai_embeddings::encode_response(&rendered, req.base64));
+            Ok((body, usage, source))
         }
         .await;
         match result {
-            Ok((body, usage)) => {
+            Ok((body, usage, source)) => {
                 gw.health.record_success(target.channel.id);
                 let mut response = Response::builder()
                     .status(StatusCode::OK)
@@ -1018,7 +1046,7 @@ async fn embeddings_attempts(
                 if let Some(t) = &fin.reserved {
                     set_cost_header(&mut response, cost_of(t, &usage));
                 }
-                return Ok((response, usage));
+                return Ok((response, usage, source));
             }
             Err(e) => {
                 gw.health.record_failure(target.channel.id, &e);

@@ -12,6 +12,14 @@
 //! `system`, `user`, `assistant` and `tool`; a `tool` message needs a `tool_call_id` that
 //! answers a call of an earlier assistant message, and content; `p` is within 0.01–0.99, `k`
 //! at most 500, at most five `stop_sequences`, and `REQUIRED` needs tools.
+//!
+//! `POST /v2/embed` takes `texts` (strings) or `inputs` (`{content: [{type: "text", text}]}`),
+//! at most 96 of them, an `input_type` (required, as for every v3+ model; any model name is
+//! accepted), `embedding_types` of `float` and/or `base64` (default `float`) and an optional
+//! `output_dimension`. The answer is `{id, embeddings: {float, base64}, texts, meta:
+//! {api_version, billed_units: {input_tokens}}, response_type: "embeddings_by_type"}`, the
+//! vectors those of the OpenAI and Gemini embed routes for the same text, the tokens its words.
+//! Faults come from the `x-mock-fault` header, as on the other embed routes.
 
 use std::collections::VecDeque;
 
@@ -22,6 +30,7 @@ use serde_json::Value;
 use super::{
     delivery::{self, event_frame, Pieces, Render, StreamPlan},
     dialect::{Dialect, Refusal},
+    embedding,
     generation::{self, count_words, Finish, LastTurn, Output, Prompt, ToolChoice, ToolDef},
     inbound::Inbound,
 };
@@ -120,6 +129,199 @@ pub(super) async fn chat(req: Request) -> Result<Response, Refusal> {
     };
     let body = serde_json::to_vec(&body).unwrap_or_default();
     Ok(delivery::whole_json(body, &inbound.directive, reset))
+}
+
+/// Most inputs Cohere embeds in one request.
+const MAX_EMBED_INPUTS: usize = 96;
+/// Cohere's `input_type`s.
+const INPUT_TYPES: &[&str] = &[
+    "search_document",
+    "search_query",
+    "classification",
+    "clustering",
+    "image",
+];
+
+/// `POST /v2/embed`.
+pub(super) async fn embed(req: Request) -> Result<Response, Refusal> {
+    let mut inbound = Inbound::read(req, DIALECT).await?;
+    let json = inbound.json()?;
+    let embed = Embed::parse(&json).map_err(|m| inbound.bad_request(m))?;
+    if let Some(response) = inbound.preempt(embed.model).await {
+        return Ok(response);
+    }
+    let vectors: Vec<Vec<f32>> = embed
+        .texts
+        .iter()
+        .map(|t| embedding::vector(t.as_bytes(), embed.dimensions))
+        .collect();
+    let tokens: u64 = embed.texts.iter().map(|t| count_words(t)).sum();
+    let body = EmbedResponse {
+        id: message_id(super::next_seq()),
+        embeddings: EmbeddingsByType {
+            base64: embed
+                .base64
+                .then(|| vectors.iter().map(|v| embedding::to_base64(v)).collect()),
+            float: embed.float.then_some(vectors),
+        },
+        texts: &embed.texts,
+        meta: EmbedMeta {
+            api_version: ApiVersion { version: "2" },
+            billed_units: BilledInput {
+                input_tokens: tokens,
+            },
+        },
+        response_type: "embeddings_by_type",
+    };
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    Ok(delivery::whole_json(
+        body,
+        &inbound.directive,
+        inbound.reset.take(),
+    ))
+}
+
+/// The parts of a v2 embed request the mock uses.
+struct Embed<'a> {
+    model: &'a str,
+    texts: Vec<&'a str>,
+    dimensions: usize,
+    float: bool,
+    base64: bool,
+}
+
+impl<'a> Embed<'a> {
+    fn parse(v: &'a Value) -> Result<Embed<'a>, String> {
+        let model = v
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or("invalid request: model must be a string")?;
+        let texts: Vec<&str> = match (v.get("texts"), v.get("inputs")) {
+            (Some(texts), _) => texts
+                .as_array()
+                .ok_or("invalid request: texts must be an array of strings")?
+                .iter()
+                .map(|t| t.as_str().ok_or("invalid request: texts must be strings"))
+                .collect::<Result<_, _>>()?,
+            (None, Some(inputs)) => inputs
+                .as_array()
+                .ok_or("invalid request: inputs must be an array")?
+                .iter()
+                .map(|input| {
+                    input
+                        .get("content")
+                        .and_then(Value::as_array)
+                        .and_then(|c| c.iter().find_map(|p| p.get("text")?.as_str()))
+                        .ok_or("invalid request: inputs must have text content")
+                })
+                .collect::<Result<_, _>>()?,
+            (None, None) => {
+                return Err("invalid request: one of texts or inputs must be specified".to_owned())
+            }
+        };
+        if texts.is_empty() {
+            return Err("invalid request: texts must not be empty".to_owned());
+        }
+        if texts.len() > MAX_EMBED_INPUTS {
+            return Err(format!(
+                "invalid request: texts can have at most {MAX_EMBED_INPUTS} items"
+            ));
+        }
+        match v.get("input_type").and_then(Value::as_str) {
+            None => {
+                return Err(
+                    "invalid request: input_type is required for embed models v3 and higher."
+                        .to_owned(),
+                )
+            }
+            Some(t) if !INPUT_TYPES.contains(&t) => {
+                return Err(format!(
+                    "invalid request: input_type must be one of {}",
+                    INPUT_TYPES.join(", ")
+                ))
+            }
+            Some(_) => {}
+        }
+        let (mut float, mut base64) = (false, false);
+        match v.get("embedding_types") {
+            None => float = true,
+            Some(types) => {
+                let types = types
+                    .as_array()
+                    .filter(|t| !t.is_empty())
+                    .ok_or("invalid request: embedding_types must be a non-empty array")?;
+                for t in types {
+                    match t.as_str() {
+                        Some("float") => float = true,
+                        Some("base64") => base64 = true,
+                        Some("int8" | "uint8" | "binary" | "ubinary") => {
+                            return Err(
+                                "invalid request: the mock serves only float and base64 embeddings"
+                                    .to_owned(),
+                            )
+                        }
+                        _ => {
+                            return Err(
+                                "invalid request: embedding_types must be of float, int8, uint8, binary, ubinary, base64"
+                                    .to_owned(),
+                            )
+                        }
+                    }
+                }
+            }
+        }
+        let dimensions = match v.get("output_dimension") {
+            None | Some(Value::Null) => embedding::DEFAULT_DIMENSIONS,
+            Some(d) => match d.as_u64().and_then(|d| usize::try_from(d).ok()) {
+                Some(d @ 1..=embedding::MAX_DIMENSIONS) => d,
+                _ => {
+                    return Err(
+                        "invalid request: output_dimension must be between 1 and 65536".to_owned(),
+                    )
+                }
+            },
+        };
+        Ok(Embed {
+            model,
+            texts,
+            dimensions,
+            float,
+            base64,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct EmbedResponse<'a> {
+    id: String,
+    embeddings: EmbeddingsByType,
+    texts: &'a [&'a str],
+    meta: EmbedMeta,
+    response_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct EmbeddingsByType {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    float: Option<Vec<Vec<f32>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base64: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct EmbedMeta {
+    api_version: ApiVersion,
+    billed_units: BilledInput,
+}
+
+#[derive(Serialize)]
+struct ApiVersion {
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct BilledInput {
+    input_tokens: u64,
 }
 
 /// Cohere's ids are UUIDs; the mock's are UUID-shaped and count up.

@@ -8,7 +8,7 @@
 //! ignored), `POST /v1/messages/count_tokens`. Gemini: `POST /v1beta/models/{model}:{method}`
 //! for `generateContent`, `streamGenerateContent` (always SSE, as with `?alt=sse`),
 //! `countTokens`, `embedContent`, `batchEmbedContents`; `GET /v1beta/models`. Cohere:
-//! `POST /v2/chat` (`stream: true` for its named SSE events). Anything else is
+//! `POST /v2/chat` (`stream: true` for its named SSE events), `POST /v2/embed`. Anything else is
 //! a 404 (a known path with another method a 405) in the OpenAI envelope.
 //!
 //! # Requests
@@ -121,6 +121,7 @@ pub fn router() -> Router {
         .route("/v1beta/models", get(gemini::list_models))
         .route("/v1beta/models/{*tail}", post(gemini::model_action))
         .route("/v2/chat", post(cohere::chat))
+        .route("/v2/embed", post(cohere::embed))
         .fallback(openai::not_found)
         .method_not_allowed_fallback(openai::method_not_allowed)
 }

@@ -1126,6 +1126,88 @@ async fn embeddings_are_deterministic_in_both_encodings() {
 }
 
 #[tokio::test]
+async fn cohere_embed_has_the_real_shape() {
+    let mock = start().await;
+    let v = mock
+        .post(
+            "/v2/embed",
+            &json!({"model": "embed-v4.0", "texts": ["a b c", "d"], "input_type": "search_document",
+                "embedding_types": ["float", "base64"], "output_dimension": 16}),
+        )
+        .await
+        .json();
+    assert_eq!(v["response_type"], "embeddings_by_type");
+    assert!(v["id"].is_string());
+    assert_eq!(v["texts"], json!(["a b c", "d"]));
+    assert_eq!(v["meta"]["billed_units"]["input_tokens"], 4);
+    let openai = mock
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "e", "input": ["a b c", "d"], "dimensions": 16}),
+        )
+        .await
+        .json();
+    for i in 0..2 {
+        assert_eq!(
+            v["embeddings"]["float"][i], openai["data"][i]["embedding"],
+            "same text, same vector"
+        );
+        let bytes = STANDARD
+            .decode(v["embeddings"]["base64"][i].as_str().unwrap())
+            .unwrap();
+        assert_eq!(bytes.len(), 16 * 4);
+    }
+
+    // `inputs` instead of `texts`; float is the default type and 8 the default size.
+    let v = mock
+        .post(
+            "/v2/embed",
+            &json!({"model": "m", "input_type": "search_query",
+                "inputs": [{"content": [{"type": "text", "text": "a b c"}]}]}),
+        )
+        .await
+        .json();
+    assert_eq!(v["embeddings"]["float"][0].as_array().unwrap().len(), 8);
+    assert!(v["embeddings"].get("base64").is_none());
+
+    for bad in [
+        json!({"model": "m", "input_type": "search_query"}),
+        json!({"model": "m", "texts": ["x"]}),
+        json!({"model": "m", "texts": ["x"], "input_type": "nope"}),
+        json!({"model": "m", "texts": [], "input_type": "search_query"}),
+        json!({"model": "m", "texts": [1], "input_type": "search_query"}),
+        json!({"texts": ["x"], "input_type": "search_query"}),
+        json!({"model": "m", "texts": ["x"], "input_type": "search_query",
+            "embedding_types": ["hex"]}),
+        json!({"model": "m", "texts": ["x"], "input_type": "search_query",
+            "output_dimension": 0}),
+    ] {
+        let answer = mock.post("/v2/embed", &bad).await;
+        assert_eq!(answer.status, 400, "{bad}");
+        let v = answer.json();
+        assert!(v["id"].is_string() && v["message"].is_string(), "{v}");
+    }
+
+    let ok = json!({"model": "m", "texts": ["x"], "input_type": "search_query"});
+    let answer = mock
+        .post_with_fault("/v2/embed", "status=429 retry_after=2", &ok)
+        .await;
+    assert_eq!(answer.status, 429);
+    assert_eq!(answer.headers["retry-after"], "2");
+    assert!(answer.json()["message"].is_string());
+    let answer = mock
+        .post(
+            "/v2/embed",
+            &json!({"model": "fail-503", "texts": ["x"], "input_type": "search_query"}),
+        )
+        .await;
+    assert_eq!(answer.status, 503);
+    let answer = mock.post_with_fault("/v2/embed", "malformed", &ok).await;
+    assert_eq!(answer.status, 200);
+    assert!(serde_json::from_str::<Value>(&answer.body).is_err());
+}
+
+#[tokio::test]
 async fn auth_json_and_paths_are_checked_in_each_envelope() {
     let mock = start().await;
     let base = mock.server.base_url();

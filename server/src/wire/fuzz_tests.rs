@@ -263,6 +263,21 @@ proptest! {
         prop_assert!(super::cohere::response_usage(&bytes).is_ok());
     }
 
+    /// Any Cohere embed answer decodes to one vector per input or fails as a retryable bad
+    /// gateway.
+    #[test]
+    fn cohere_embed_decoder_never_panics(
+        v in prop_oneof![cohere_json(), cohere_json().prop_map(|m| json!({"id": "x",
+            "embeddings": {"float": m.clone()}, "meta": {"billed_units": m}}))],
+        inputs in 0usize..4,
+    ) {
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        match super::cohere::decode_embed_response(&bytes, inputs) {
+            Ok(r) => prop_assert_eq!(r.vectors.len(), inputs),
+            Err(e) => prop_assert!(e.retryable && e.kind == ErrorKind::BadGateway, "{:?}", e),
+        }
+    }
+
     /// Any sequence of events decodes or fails as a bad gateway, and the tool calls it reports
     /// are well formed: numbered from 0 in order, each argument fragment and end for a call
     /// that started and has not ended.
@@ -433,6 +448,21 @@ proptest! {
         let _ = super::gemini::response_usage(&bytes);
         let _ = super::gemini::error_status(&bytes);
         let _ = super::gemini::retry_delay(&bytes);
+    }
+
+    /// Any Gemini embed answer decodes to one vector per input or fails as a retryable bad
+    /// gateway.
+    #[test]
+    fn gemini_embed_decoder_never_panics(
+        v in prop_oneof![gemini_json(), gemini_json().prop_map(|m| json!({
+            "embeddings": [{"values": m.clone()}, m]}))],
+        inputs in 0usize..4,
+    ) {
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        match super::gemini::decode_embed_response(&bytes, inputs) {
+            Ok(r) => prop_assert_eq!(r.vectors.len(), inputs),
+            Err(e) => prop_assert!(e.retryable && e.kind == ErrorKind::BadGateway, "{:?}", e),
+        }
     }
 
     /// Any sequence of events decodes or fails as a bad gateway; the tool calls it reports are

@@ -175,9 +175,68 @@ pub fn encode_response(r: &EmbeddingResponse, base64: bool) -> Value {
     })
 }
 
+/// The texts of `input`, for an upstream that embeds only text: token-array input is a 400
+/// naming `input`.
+pub fn texts_only(input: &EmbeddingInput) -> Result<&[String], GatewayError> {
+    match input {
+        EmbeddingInput::Texts(t) => Ok(t),
+        EmbeddingInput::Tokens(_) => Err(GatewayError::invalid_param(
+            "input",
+            "This model accepts only text input: send a string or an array of strings, not token ids.",
+        )),
+    }
+}
+
+/// Reads the vectors of a Cohere or Gemini answer (rendered in OpenAI's shape by the caller):
+/// the array at `pointer`, each item's `member` (or the item itself) an array of numbers,
+/// exactly `inputs` of them. Returns the parsed answer too, for its other members. Anything
+/// else is a retryable upstream error (another channel may answer well).
+pub fn decode_vectors(
+    body: &[u8],
+    pointer: &str,
+    member: Option<&str>,
+    inputs: usize,
+) -> Result<(Value, Vec<Vec<f32>>), GatewayError> {
+    let bad = |message: String| GatewayError::new(ErrorKind::BadGateway, message).retryable(true);
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| bad("The upstream returned invalid JSON.".into()))?;
+    let rows = v
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("The upstream returned no embeddings.".into()))?;
+    let vectors: Vec<Vec<f32>> = rows
+        .iter()
+        .map(|row| {
+            member
+                .map_or(Some(row), |m| row.get(m))
+                .and_then(Value::as_array)
+                .and_then(|r| r.iter().map(|x| x.as_f64().map(|f| f as f32)).collect())
+                .ok_or_else(|| bad("The upstream returned a malformed embedding.".into()))
+        })
+        .collect::<Result<_, _>>()?;
+    if vectors.len() != inputs {
+        return Err(bad(format!(
+            "The upstream returned {} embeddings for {inputs} inputs.",
+            vectors.len()
+        )));
+    }
+    Ok((v, vectors))
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A decoded request, for the tests of the codecs that encode it for other upstreams.
+    pub(crate) fn request(v: Value) -> EmbeddingRequest {
+        decode_request(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    /// Two texts with every member a client may set, for those codecs' snapshots.
+    pub(crate) fn full_request() -> EmbeddingRequest {
+        request(json!({"model": "m", "input": ["a", "b"], "dimensions": 256,
+            "encoding_format": "base64", "user": "u"}))
+    }
 
     fn dec(v: Value) -> Result<EmbeddingRequest, GatewayError> {
         decode_request(&serde_json::to_vec(&v).unwrap())

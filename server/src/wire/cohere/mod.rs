@@ -1,5 +1,6 @@
-//! Cohere v2 Chat (`POST {base}/v2/chat`): the upstream format of Cohere channels. Pure
-//! functions and a small state machine, no IO; there is no Cohere client surface.
+//! Cohere v2 Chat (`POST {base}/v2/chat`) and Embed (`POST {base}/v2/embed`, see `embed`):
+//! the upstream format of Cohere channels. Pure functions and a small state machine, no IO;
+//! there is no Cohere client surface.
 //!
 //! [`encode_request`] turns a [`CanonicalRequest`] into a v2 chat body, [`decode_response`]
 //! and [`StreamDecoder`] turn the answer into canonical form, [`response_usage`] reads only the
@@ -36,11 +37,13 @@
 //! - Parallel-call switches, logit bias, logprobs and the end-user id have no Cohere
 //!   equivalent and are dropped.
 
+mod embed;
 mod request;
 mod response;
 mod stream;
 mod types;
 
+pub use embed::*;
 pub use request::*;
 pub use response::*;
 pub use stream::*;

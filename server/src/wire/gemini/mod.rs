@@ -4,7 +4,8 @@
 //! [`encode_request`] turns a [`CanonicalRequest`](crate::canonical::CanonicalRequest) into a
 //! `generateContent` body (the same body serves `streamGenerateContent?alt=sse`);
 //! [`decode_response`] and [`StreamDecoder`] turn the answer into canonical form, and
-//! [`response_usage`] reads only `usageMetadata`. Answers and stream events are read through
+//! [`response_usage`] reads only `usageMetadata`; `embed` serves `batchEmbedContents`.
+//! Answers and stream events are read through
 //! the borrowed serde types of `types`; [`error_status`] and [`retry_delay`] read Google's
 //! error envelope for the upstream error classification.
 //!
@@ -43,11 +44,13 @@
 //!   when the answer has content, else an upstream error; the safety family becomes
 //!   `content_filter`, as does a prompt blocked before any candidate.
 
+mod embed;
 mod request;
 mod response;
 mod stream;
 mod types;
 
+pub use embed::*;
 pub use request::*;
 pub use response::*;
 pub use stream::*;

@@ -25,11 +25,7 @@ pub fn request_path(model: &str, stream: bool) -> String {
     } else {
         "generateContent"
     };
-    if model.starts_with("models/") || model.starts_with("tunedModels/") {
-        format!("/{model}:{method}")
-    } else {
-        format!("/models/{model}:{method}")
-    }
+    format!("/{}:{method}", super::embed::resource(model))
 }
 
 /// Encodes a request for a Gemini upstream (see the module doc for the choices made).
