@@ -134,7 +134,7 @@ SET search_path TO "{schema}";
 CREATE TEMP TABLE bench AS
 SELECT i, 'bench-' || i AS rid,
   (ARRAY['demo/echo','demo/claude-echo','openai/gpt-5-mini','anthropic/claude-sonnet-4-5'])[1 + i % 4] AS model,
-  i % 50 <> 0 AS ok, 10 + (i * 7919) % 4000 AS inp, 1 + (i * 104729) % 800 AS out,
+  i % 50 <> 0 AS ok, 10 + (i::bigint * 7919) % 4000 AS inp, 1 + (i::bigint * 104729) % 800 AS out,
   {now} - ((i::bigint * 2654435761) % {40 * DAY_MS}) AS at
 FROM generate_series(1, {rows}) AS i;
 INSERT INTO request_log (request_id, team_id, api_key_id, endpoint, model, status, error_kind, stream,

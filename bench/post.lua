@@ -1,10 +1,14 @@
--- wrk script: POST the chat completion in BENCH_BODY with the key in BENCH_KEY, and print
+-- wrk script: POST the request in BENCH_BODY (a chat completion unless BENCH_PATH says otherwise) with the key in BENCH_KEY, and print
 -- machine-readable figures at the end (latencies in microseconds) for bench/run.
+-- BENCH_PATH picks another endpoint (/v1/messages gets the anthropic-version header too).
 wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
+wrk.path = os.getenv("BENCH_PATH") or "/v1/chat/completions"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
+if wrk.path == "/v1/messages" then
+  wrk.headers["anthropic-version"] = "2023-06-01"
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

@@ -328,6 +328,28 @@ def render(d):
         f"(after start-up: {int(mem['start_vmhwm_kb']) / 1024:,.1f} MiB)",
         "",
     )
+    # (f) /v1/messages at one connection, alternating with the mock's own /v1/messages: the
+    # relayed path (Anthropic upstream) and the translated one (OpenAI upstream).
+    f_rounds = [
+        {p: k(f"f_{p}.{r}.kv") for p in ("direct", "relay", "translate")}
+        for r in range(1, rounds + 1)
+    ]
+    f_rounds = [x for x in f_rounds if all(x.values())]
+    for path, label in (("relay", "Anthropic upstream, relayed"),
+                        ("translate", "OpenAI upstream, translated")):
+        if not f_rounds:
+            break
+        for p in ("50", "99"):
+            key = f"p{p}_us"
+            diffs = [float(x[path][key]) - float(x["direct"][key]) for x in f_rounds]
+            row(
+                f"(f) /v1/messages → {label}, 1 connection, p{p}",
+                us(med([float(x["direct"][key]) for x in f_rounds])),
+                us(med([float(x[path][key]) for x in f_rounds])),
+                f"+{med(diffs):,.0f} µs (rounds: {min(diffs):+,.0f} to {max(diffs):+,.0f})",
+                "(information)",
+                "",
+            )
 
     out = []
     out.append("# Weir load benchmark: results")
