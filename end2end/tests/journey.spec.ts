@@ -49,6 +49,9 @@ test('wrong password and unknown email get the same answer', async ({ page }) =>
   const email = uniqueEmail('victim');
   await signUp(page, email);
   await page.getByRole('button', { name: 'Log out' }).click();
+  // Log-out cycles the session: a log-in form loaded before its answer carries the old
+  // session's CSRF token and is (rightly) refused, so wait for the answer first.
+  await expect(page).toHaveURL(/\/$|\/login/);
   for (const who of [email, uniqueEmail('nobody')]) {
     await page.goto('/login');
     await page.getByLabel('Email').fill(who);
