@@ -973,8 +973,8 @@ pub async fn embeddings(
     with_request_id(resp, &request_id)
 }
 
-/// Tries the embedding model's channels in plan order. An OpenAI-format answer is relayed as
-/// it is; a Cohere or Gemini one is decoded and rendered in OpenAI's shape (in the client's
+/// Tries the embedding model's channels in plan order. An OpenAI-format answer is relayed with
+/// only its `model` renamed to the client's id; a Cohere or Gemini one is decoded and rendered in OpenAI's shape (in the client's
 /// encoding, named by the model id the client asked for), metered by Weir's estimate when the
 /// upstream reports no usage (Gemini never does).
 async fn embeddings_attempts(
@@ -1011,9 +1011,14 @@ async fn embeddings_attempts(
             let decoded = match wire {
                 Wire::Cohere => cohere::decode_embed_response(&body, req.input.len())?,
                 Wire::Gemini => gemini::decode_embed_response(&body, req.input.len())?,
-                _ => {
+                // Anthropic and Responses channels were refused by `embeddings_request`.
+                Wire::OpenAi | Wire::Anthropic | Wire::Responses => {
                     let usage =
                         openai_embeddings::decode_usage(&body).map_err(|e| e.retryable(true))?;
+                    let body = match ModelRewrite::new(&target.model.upstream_model, &req.model) {
+                        Some(r) => r.apply(body),
+                        None => body,
+                    };
                     return Ok::<_, GatewayError>((body, usage, UsageSource::Upstream));
                 }
             };
