@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    surface::{Answer, SURFACES},
+    surface::{Answer, Surface, SURFACES},
     TestApp,
 };
 use serde_json::json;
@@ -238,4 +238,49 @@ async fn ledger_matches_the_charges(app: &TestApp, total: i64) {
     let (balance, held) = weir_core::billing::balance(&app.db, team.id).await.unwrap();
     assert_eq!(held.0, 0, "nothing is still held");
     assert_eq!(balance.0, weir_server::demo::DEMO_CREDIT.0 - total);
+}
+
+/// A tool name Anthropic and Gemini refuse (`files.read`) reaches them as a portable stand-in
+/// and comes back to the client as its own name, in the call and in the tool-result round trip,
+/// from OpenAI chat and Responses clients, streamed and not (the mock refuses such names as
+/// Anthropic and Gemini do; `/v1/messages` refuses them itself, as Anthropic does).
+#[tokio::test]
+async fn tool_names_an_upstream_refuses_are_mapped_there_and_back() {
+    let app = TestApp::spawn().await;
+    let schema = json!({"type": "object", "properties": {"path": {"type": "string"}},
+        "required": ["path"]});
+    for (upstream, model) in UPSTREAMS {
+        for surface in [Surface::Chat, Surface::Responses] {
+            let (tools, choice) = match surface {
+                Surface::Chat => (
+                    json!([{"type": "function", "function": {"name": "files.read",
+                        "parameters": schema}}]),
+                    json!("required"),
+                ),
+                Surface::Messages => (
+                    json!([{"name": "files.read", "input_schema": schema}]),
+                    json!({"type": "any"}),
+                ),
+                Surface::Responses => (
+                    json!([{"type": "function", "name": "files.read", "parameters": schema}]),
+                    json!("required"),
+                ),
+            };
+            for stream in [false, true] {
+                let cell = format!("{surface:?} → {upstream} (stream={stream})");
+                let extra = json!({"tools": tools, "tool_choice": choice});
+                let call = surface
+                    .ask(&app, &surface.body(model, "Read it", stream, extra))
+                    .await;
+                assert_eq!(call.calls.len(), 1, "{cell}: {call:?}");
+                assert_eq!(call.calls[0].name, "files.read", "{cell}");
+                assert_eq!(call.calls[0].args, json!({"path": "test"}), "{cell}");
+                let mut body = surface.with_result(model, "Read it", &call, "hello", stream);
+                body["tools"] = tools.clone();
+                let result = surface.ask(&app, &body).await;
+                assert_eq!(result.text, "tool result: hello", "{cell}: {result:?}");
+            }
+        }
+    }
+    app.stop().await;
 }

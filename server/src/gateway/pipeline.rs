@@ -40,8 +40,8 @@ use crate::{
     tokens,
     upstream::{self, StreamFault},
     wire::{
-        self, cohere, gemini, json::to_bytes, openai_chat, openai_embeddings, ChunkKind, Echo,
-        ModelRewrite, StreamDecoder, StreamEncoder,
+        self, cohere, gemini, json::to_bytes, openai_chat, openai_embeddings,
+        tool_names::ToolNames, ChunkKind, Echo, ModelRewrite, StreamDecoder, StreamEncoder,
     },
 };
 
@@ -323,6 +323,7 @@ pub(super) async fn chat_surface(
                 forward: forwarded_headers(client, &headers),
                 echo: Echo::default(),
                 store: None,
+                names: None,
             };
             chat(gw, fin, bytes, &mut ctx).await
         }
@@ -341,6 +342,9 @@ struct ChatCtx<'a> {
     echo: Echo,
     /// Where the answer is kept once complete (Responses with `store`).
     store: Option<StoreJob>,
+    /// Tool names of the request that some upstream would refuse, and their stand-ins, for
+    /// translated attempts (`None` nearly always).
+    names: Option<ToolNames>,
 }
 
 /// `anthropic-version` and `anthropic-beta` of an Anthropic client, for Anthropic channels.
@@ -424,6 +428,8 @@ async fn chat_attempts(
     // An Anthropic client's body goes to Anthropic channels as it came (cache_control,
     // citations and unmodelled members intact); other clients' bytes are done with.
     let raw = (ctx.client == Wire::Anthropic).then_some(bytes);
+    ctx.names = ToolNames::for_request(&req);
+    let mapped = ctx.names.as_ref().map(|n| n.apply(&req));
     fin.model.clone_from(&req.model);
     fin.stream = req.stream;
     let snapshot = gw.catalog.current();
@@ -449,7 +455,11 @@ async fn chat_attempts(
         let forward = (target.channel.wire == ctx.client).then_some(&ctx.forward);
         let out = match (forward, &raw) {
             (Some(fwd), Some(raw)) => upstream::relay_request(&target, raw, fwd)?,
-            _ => upstream::chat_request(&target, &req, forward)?,
+            // Translated: with portable tool names if the client's are not.
+            _ => match (&mapped, forward) {
+                (Some(mapped), None) => upstream::chat_request(&target, mapped, None)?,
+                _ => upstream::chat_request(&target, &req, forward)?,
+            },
         };
         let result = match upstream::send(&gw.http, out, &gw.timeouts).await {
             Ok(resp) if req.stream => open_stream(gw, &target, &req, resp, prompt_estimate, ctx)
@@ -506,6 +516,9 @@ async fn complete(
         }
     } else {
         let mut r = wire::decode_response(upstream, &body).map_err(|e| e.retryable(true))?;
+        if let Some(names) = &ctx.names {
+            names.restore_response(&mut r);
+        }
         r.id = wire::response_id(ctx.client, ctx.request_id);
         r.model.clone_from(&req.model);
         let usage = r.usage;
@@ -549,6 +562,8 @@ struct Render {
     include_usage: bool,
     /// Where the finished answer is kept (Responses with `store`).
     store: Option<StoreJob>,
+    /// Translated streams: the client's tool names for the stand-ins the upstream was sent.
+    names: Option<ToolNames>,
 }
 
 struct StreamJob {
@@ -586,6 +601,11 @@ async fn open_stream(
         rewrite: ModelRewrite::new(&target.model.upstream_model, &req.model),
         include_usage: req.include_usage,
         store: None,
+        names: if target.channel.wire == ctx.client {
+            None
+        } else {
+            ctx.names.clone()
+        },
     };
     let mut events: Events = Box::pin(upstream::sse_events(resp));
     let first = match tokio::time::timeout(gw.timeouts.first_byte, events.next()).await {
@@ -863,6 +883,9 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
                 _ => render.decoder.relay(&ev, render.rewrite.as_ref(), &mut out),
             }
         } else {
+            if let Some(names) = &render.names {
+                decoded.iter_mut().for_each(|e| names.restore_event(e));
+            }
             for e in &decoded {
                 render.encoder.encode(e, &mut out);
             }

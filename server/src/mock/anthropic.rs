@@ -173,7 +173,13 @@ impl<'a> MessagesRequest<'a> {
                     schema: tool.get("input_schema"),
                 })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Anthropic refuses tool names outside its pattern.
+        if let Some(i) = tools.iter().position(|t| !tool_name_ok(t.name)) {
+            return Err(format!(
+                "tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+            ));
+        }
         let stop = v
             .get("stop_sequences")
             .and_then(Value::as_array)
@@ -599,4 +605,12 @@ pub(super) fn stream_error() -> Bytes {
     Bytes::from_static(
         b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
     )
+}
+
+/// `^[a-zA-Z0-9_-]{1,64}$`, the tool names Anthropic and Gemini take.
+pub(super) fn tool_name_ok(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

@@ -270,7 +270,16 @@ fn parse(v: &Value) -> Result<Prompt<'_>, String> {
                     .or_else(|| field(f, "parametersJsonSchema", "parameters_json_schema")),
             })
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if let Some(t) = tools
+        .iter()
+        .find(|t| !super::anthropic::tool_name_ok(t.name))
+    {
+        return Err(format!(
+            "* GenerateContentRequest.tools[0].function_declarations: Invalid function name `{}`",
+            t.name
+        ));
+    }
     let config = field(v, "generationConfig", "generation_config");
     let max_tokens = config
         .and_then(|c| field(c, "maxOutputTokens", "max_output_tokens"))

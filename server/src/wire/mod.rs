@@ -16,6 +16,7 @@ pub mod json;
 pub mod openai_chat;
 pub mod openai_embeddings;
 pub mod openai_responses;
+pub mod tool_names;
 
 #[cfg(test)]
 mod fuzz_tests;
