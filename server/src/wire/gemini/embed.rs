@@ -2,7 +2,12 @@
 //! `POST /v1/embeddings` on Gemini channels: one request per input, in input order.
 //!
 //! - Gemini embeds text only: token-array input is a 400 naming `input`.
-//! - `dimensions` becomes each request's `outputDimensionality`; extra OpenAI members are
+//! - `dimensions` becomes each request's `outputDimensionality`.
+//! - The task, which Gemini tunes the vector for, comes from an extra top-level member of the
+//!   OpenAI request: `task_type` with Gemini's own names (`RETRIEVAL_QUERY`, ...), or
+//!   `input_type` with Cohere's (`search_query` → `RETRIEVAL_QUERY`, `search_document` →
+//!   `RETRIEVAL_DOCUMENT`, `classification`, `clustering`), so one client request means the
+//!   same on both kinds. Neither: no `taskType` (Gemini's default). Other extra members are
 //!   dropped.
 //! - Gemini reports no token counts, so the response's usage is zero and the caller meters
 //!   its own estimate.
@@ -13,8 +18,59 @@ use serde_json::{json, Value};
 use crate::{
     canonical::{EmbeddingRequest, EmbeddingResponse, Usage},
     error::GatewayError,
-    wire::openai_embeddings::{decode_vectors, texts_only},
+    wire::{
+        cohere::EMBED_INPUT_TYPES,
+        json::{range_error, type_error},
+        openai_embeddings::{decode_vectors, texts_only},
+    },
 };
+
+/// Gemini's `TaskType`s (the unspecified one left out).
+pub const TASK_TYPES: &[&str] = &[
+    "RETRIEVAL_QUERY",
+    "RETRIEVAL_DOCUMENT",
+    "SEMANTIC_SIMILARITY",
+    "CLASSIFICATION",
+    "CLUSTERING",
+    "QUESTION_ANSWERING",
+    "FACT_VERIFICATION",
+    "CODE_RETRIEVAL_QUERY",
+];
+
+/// The `taskType` a request asks for, if any (see the module notes).
+fn task_type(req: &EmbeddingRequest) -> Result<Option<&'static str>, GatewayError> {
+    let fields = &req.passthrough.fields;
+    if let Some(v) = fields.get("task_type").filter(|v| !v.is_null()) {
+        let s = v
+            .as_str()
+            .ok_or_else(|| type_error("task_type", "a string"))?;
+        return TASK_TYPES
+            .iter()
+            .find(|t| **t == s)
+            .copied()
+            .map(Some)
+            .ok_or_else(|| {
+                range_error(
+                    "task_type",
+                    &format!("must be one of {}", TASK_TYPES.join(", ")),
+                )
+            });
+    }
+    match fields.get("input_type") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => match s.as_str() {
+            "search_query" => Ok(Some("RETRIEVAL_QUERY")),
+            "search_document" => Ok(Some("RETRIEVAL_DOCUMENT")),
+            "classification" => Ok(Some("CLASSIFICATION")),
+            "clustering" => Ok(Some("CLUSTERING")),
+            _ => Err(range_error(
+                "input_type",
+                &format!("must be one of {}", EMBED_INPUT_TYPES.join(", ")),
+            )),
+        },
+        Some(_) => Err(type_error("input_type", "a string")),
+    }
+}
 
 /// The model's resource name: `models/{model}`, a configured `models/` or `tunedModels/`
 /// prefix kept.
@@ -37,11 +93,15 @@ pub fn encode_embed_request(
     upstream_model: &str,
 ) -> Result<Value, GatewayError> {
     let texts = texts_only(&req.input)?;
+    let task = task_type(req)?;
     let model = resource(upstream_model);
     let requests: Vec<Value> = texts
         .iter()
         .map(|text| {
             let mut r = json!({"model": model, "content": {"parts": [{"text": text}]}});
+            if let Some(t) = task {
+                r["taskType"] = t.into();
+            }
             if let Some(d) = req.dimensions {
                 r["outputDimensionality"] = d.into();
             }
@@ -91,6 +151,33 @@ mod tests {
         let e = encode_embed_request(&req(json!({"model": "g", "input": [[1], [2]]})), "e")
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn gemini_embed_task_type() {
+        let task = |extra: Value| {
+            let mut body = json!({"model": "g", "input": ["a", "b"]});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            encode_embed_request(&req(body), "e").map(|b| b["requests"].clone())
+        };
+        let r = task(json!({"task_type": "SEMANTIC_SIMILARITY"})).unwrap();
+        assert_eq!(r[0]["taskType"], "SEMANTIC_SIMILARITY");
+        assert_eq!(r[1]["taskType"], "SEMANTIC_SIMILARITY");
+        let r = task(json!({"input_type": "search_query"})).unwrap();
+        assert_eq!(r[0]["taskType"], "RETRIEVAL_QUERY");
+        let r = task(json!({"input_type": null})).unwrap();
+        assert!(r[0].get("taskType").is_none());
+        for (bad, param) in [
+            (json!({"task_type": "retrieval"}), "task_type"),
+            (json!({"task_type": 3}), "task_type"),
+            (json!({"input_type": "image"}), "input_type"),
+        ] {
+            let e = task(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidRequest);
+            assert_eq!(e.param.as_deref(), Some(param), "{e:?}");
+        }
     }
 
     #[test]
