@@ -368,6 +368,9 @@ pub struct Choice {
     pub index: u32,
     pub text: Option<String>,
     pub reasoning: Option<String>,
+    /// The signature of `reasoning` when it came as one signed block (Anthropic `thinking`),
+    /// so a client of another format can send it back and the upstream accepts it.
+    pub reasoning_signature: Option<String>,
     pub tool_calls: Vec<ToolCall>,
     pub refusal: Option<String>,
     pub finish_reason: Option<FinishReason>,

@@ -369,3 +369,67 @@ async fn bad_requests_are_400_in_openai_envelope() {
     assert_eq!(status, 404, "{e}");
     app.stop().await;
 }
+
+/// Reasoning from an Anthropic channel comes back as a reasoning item whose `encrypted_content`
+/// is the thinking block's signature (whole and streamed), and a client that sends the item
+/// back gets it to the upstream intact: the mock refuses a thinking block whose signature does
+/// not match its text, as Anthropic does.
+#[tokio::test]
+async fn reasoning_signatures_round_trip_to_an_anthropic_channel() {
+    let app = TestApp::spawn().await;
+    for stream in [false, true] {
+        let ask = json!({"model": "demo/claude-echo", "input": "hello there", "stream": stream,
+            "store": false, "reasoning": {"effort": "low"},
+            "include": ["reasoning.encrypted_content"]});
+        let r = app.post("/v1/responses", &ask).await;
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        let v: Value = if stream {
+            let events = parse_sse(&body);
+            let (name, data) = events.last().unwrap();
+            assert_eq!(name, "response.completed");
+            serde_json::from_str::<Value>(data).unwrap()["response"].clone()
+        } else {
+            serde_json::from_str(&body).unwrap()
+        };
+        let reasoning = v["output"][0].clone();
+        assert_eq!(reasoning["type"], "reasoning", "stream {stream}: {v}");
+        assert_eq!(
+            reasoning["summary"][0]["text"],
+            "Thinking about: hello there"
+        );
+        let signature = reasoning["encrypted_content"].as_str().unwrap_or_default();
+        assert!(
+            signature.starts_with("EqMock"),
+            "stream {stream}: {reasoning}"
+        );
+        assert_eq!(output_text(&v), "echo: hello there");
+
+        let follow_up = |reasoning: Value| {
+            let mut history = vec![json!({"role": "user", "content": "hello there"}), reasoning];
+            history.extend(v["output"].as_array().unwrap()[1..].iter().cloned());
+            history.push(json!({"role": "user", "content": "and again"}));
+            json!({"model": "demo/claude-echo", "input": history, "store": false,
+                "reasoning": {"effort": "low"}, "include": ["reasoning.encrypted_content"]})
+        };
+        let (status, next) = app
+            .post_json("/v1/responses", &follow_up(reasoning.clone()))
+            .await;
+        assert_eq!(status, 200, "stream {stream}: {next}");
+        assert_eq!(output_text(&next), "echo: and again");
+
+        // Tampered with, the upstream refuses it, and the client hears why.
+        let mut forged = reasoning;
+        forged["encrypted_content"] = "EqMock0000000000000000".into();
+        let (status, e) = app.post_json("/v1/responses", &follow_up(forged)).await;
+        assert_eq!(status, 400, "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("signature"),
+            "{e}"
+        );
+    }
+    app.stop().await;
+}

@@ -199,3 +199,50 @@ for (const model of WIRE_MODELS) {
     });
   });
 }
+
+// Extended thinking on the Anthropic channel: the thinking block and its signature reach the SDK
+// (whole, and through the stream helper's thinking deltas), and sent back with the next turn they
+// reach the upstream untouched: the mock refuses a block whose signature does not match its
+// text, as Anthropic does.
+for (const stream of [false, true]) {
+  test(`thinking round trip (${stream ? 'messages.stream' : 'messages.create'})`, async () => {
+    const ask = {
+      model: CLAUDE_ECHO,
+      max_tokens: 2048,
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      messages: user(PROMPT),
+    };
+    let m;
+    if (stream) {
+      const s = client.messages.stream(ask);
+      const deltas = [];
+      s.on('thinking', (delta) => deltas.push(delta));
+      m = await s.finalMessage();
+      assert.equal(deltas.join(''), 'Thinking about: hello weir gateway');
+    } else {
+      m = await client.messages.create(ask);
+    }
+    assert.deepEqual(
+      m.content.map((b) => b.type),
+      ['thinking', 'text'],
+    );
+    const [block] = m.content;
+    assert.equal(block.thinking, 'Thinking about: hello weir gateway');
+    assert.ok(block.signature.startsWith('EqMock'), block.signature);
+    assert.equal(textOf(m), REPLY);
+
+    const history = [...user(PROMPT), { role: 'assistant', content: m.content }, ...user('and again')];
+    const again = await client.messages.create({ ...ask, messages: history });
+    assert.equal(textOf(again), 'echo: and again');
+
+    history[1] = {
+      role: 'assistant',
+      content: [{ type: 'thinking', thinking: block.thinking, signature: 'EqMock0000000000000000' }, m.content[1]],
+    };
+    await assert.rejects(client.messages.create({ ...ask, messages: history }), (e) => {
+      assert.ok(e instanceof Anthropic.BadRequestError, `expected BadRequestError, got ${e?.constructor?.name}`);
+      assert.match(e.message, /signature/);
+      return true;
+    });
+  });
+}

@@ -182,3 +182,39 @@ def test_count_tokens(anthropic_client: anthropic.Anthropic, model: str) -> None
     assert count.input_tokens > 0
     # Exact when an Anthropic channel serves the model (Weir asks it), an estimate otherwise.
     assert raw.headers.get("x-weir-token-count") == ("exact" if model == CLAUDE_ECHO else "estimated")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_round_trip(anthropic_client: anthropic.Anthropic, stream: bool) -> None:
+    """Extended thinking on the Anthropic channel: the thinking block and its signature reach the
+    SDK (whole, and through the stream helper's thinking/signature deltas), and sent back with the
+    next turn they reach the upstream untouched: the mock refuses a block whose signature does not
+    match its text, as Anthropic does."""
+    ask: dict[str, Any] = {
+        "model": CLAUDE_ECHO,
+        "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": user(PROMPT),
+    }
+    if stream:
+        with anthropic_client.messages.stream(**ask) as s:
+            thinking_deltas = [e.thinking for e in s if e.type == "thinking"]
+            m = s.get_final_message()
+        assert "".join(thinking_deltas) == "Thinking about: hello weir gateway"
+    else:
+        m = anthropic_client.messages.create(**ask)
+    assert [b.type for b in m.content] == ["thinking", "text"]
+    block = m.content[0]
+    assert block.thinking == "Thinking about: hello weir gateway"
+    assert block.signature.startswith("EqMock"), block.signature
+    assert text_of(m) == REPLY
+
+    history = user(PROMPT) + [{"role": "assistant", "content": m.content}] + user("and again")
+    again = anthropic_client.messages.create(**{**ask, "messages": history})
+    assert text_of(again) == "echo: and again"
+
+    forged = {"type": "thinking", "thinking": block.thinking, "signature": "EqMock0000000000000000"}
+    history[1] = {"role": "assistant", "content": [forged, m.content[1]]}
+    with pytest.raises(anthropic.BadRequestError) as e:
+        anthropic_client.messages.create(**{**ask, "messages": history})
+    assert "signature" in str(e.value)

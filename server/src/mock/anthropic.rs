@@ -26,15 +26,20 @@ pub(super) async fn messages(req: Request) -> Result<Response, Refusal> {
         return Ok(response);
     }
     let reply = generation::reply(&request.prompt, inbound.directive.words);
+    let thinking = request
+        .thinking
+        .then(|| Thinking::about(&request.prompt.last));
+    let thinking_tokens = thinking.as_ref().map_or(0, |t| count_words(&t.text));
     let seq = super::next_seq();
     let id = format!("msg_mock_{seq}");
     let no_usage = inbound.directive.no_usage;
     let cache = request.cache;
-    let usage = |output_tokens| {
+    // Thinking counts as output, as Anthropic bills it.
+    let usage = |output_tokens: u64| {
         if no_usage {
             Usage::new(0, 0)
         } else {
-            Usage::new(request.prompt.tokens, output_tokens).with_cache(cache)
+            Usage::new(request.prompt.tokens, output_tokens + thinking_tokens).with_cache(cache)
         }
     };
     let (stop_reason, stop_sequence) = match &reply.output {
@@ -79,6 +84,7 @@ pub(super) async fn messages(req: Request) -> Result<Response, Refusal> {
             id,
             model: request.model.to_owned(),
             block: (!content.is_empty()).then_some(block),
+            thinking,
             stop_reason,
             stop_sequence,
         };
@@ -90,15 +96,22 @@ pub(super) async fn messages(req: Request) -> Result<Response, Refusal> {
         };
         delivery::event_stream(plan, &inbound.directive, reset)
     } else {
-        let content = match &reply.output {
-            Output::Text { text, .. } if text.is_empty() => Vec::new(),
-            Output::Text { text, .. } => vec![ContentBlock::Text { text }],
-            Output::Tool(call) => vec![ContentBlock::ToolUse {
+        let mut content: Vec<ContentBlock> = thinking
+            .iter()
+            .map(|t| ContentBlock::Thinking {
+                thinking: &t.text,
+                signature: &t.signature,
+            })
+            .collect();
+        match &reply.output {
+            Output::Text { text, .. } if text.is_empty() => {}
+            Output::Text { text, .. } => content.push(ContentBlock::Text { text }),
+            Output::Tool(call) => content.push(ContentBlock::ToolUse {
                 id: &tool_id,
                 name: &call.name,
                 input: &call.input,
-            }],
-        };
+            }),
+        }
         let body = MessageOut {
             id: &id,
             kind: "message",
@@ -141,6 +154,8 @@ struct MessagesRequest<'a> {
     /// Prompt tokens up to the last `cache_control` breakpoint, and whether that prefix was
     /// cached by an earlier request.
     cache: PromptCache,
+    /// `thinking: {type: enabled | adaptive}`: the reply opens with a signed thinking block.
+    thinking: bool,
 }
 
 impl<'a> MessagesRequest<'a> {
@@ -187,10 +202,16 @@ impl<'a> MessagesRequest<'a> {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
+        Thinking::verify(messages)?;
+        let thinking = matches!(
+            v.pointer("/thinking/type").and_then(Value::as_str),
+            Some("enabled" | "adaptive")
+        );
         let cache = PromptCache::lookup(model, v.get("system"), messages);
         Ok(MessagesRequest {
             model,
             cache,
+            thinking,
             stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
             prompt: Prompt {
                 tokens,
@@ -302,9 +323,62 @@ struct MessageOut<'a> {
     usage: Usage,
 }
 
+/// The mock's reasoning: a sentence about the last turn, signed so that the mock can refuse
+/// a thinking block sent back altered or unsigned, as Anthropic does.
+pub(super) struct Thinking {
+    text: String,
+    signature: String,
+}
+
+impl Thinking {
+    fn about(last: &LastTurn) -> Thinking {
+        let (LastTurn::User(t) | LastTurn::ToolResult(t)) = last;
+        let words = t.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+        let text = if words.is_empty() {
+            "Thinking about the request.".to_owned()
+        } else {
+            format!("Thinking about: {words}")
+        };
+        let signature = Self::sign(&text);
+        Thinking { text, signature }
+    }
+
+    /// An opaque, deterministic signature of the thinking text (FNV-1a, base64-looking).
+    fn sign(text: &str) -> String {
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("EqMock{hash:016x}")
+    }
+
+    /// Every `thinking` block in the history must carry the signature of its text.
+    fn verify(messages: &[Value]) -> Result<(), String> {
+        for (i, m) in messages.iter().enumerate() {
+            let blocks = m.get("content").and_then(Value::as_array).into_iter();
+            for (j, b) in blocks.flatten().enumerate() {
+                if b.get("type").and_then(Value::as_str) != Some("thinking") {
+                    continue;
+                }
+                let text = b.get("thinking").and_then(Value::as_str).unwrap_or("");
+                let signature = b.get("signature").and_then(Value::as_str).unwrap_or("");
+                if signature != Self::sign(text) {
+                    return Err(format!(
+                        "messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ContentBlock<'a> {
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
     Text {
         text: &'a str,
     },
@@ -434,6 +508,8 @@ pub(super) struct EventRender {
     final_usage: Option<DeltaUsage>,
     /// `None` when the reply is empty text: no content block at all.
     block: Option<Block>,
+    /// A thinking block sent whole before `block` (which then has index 1).
+    thinking: Option<Thinking>,
     stop_reason: &'static str,
     stop_sequence: Option<String>,
 }
@@ -462,6 +538,10 @@ struct BlockStart<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum StartBlock<'a> {
+    Thinking {
+        thinking: &'static str,
+        signature: &'static str,
+    },
     Text {
         text: &'static str,
     },
@@ -484,10 +564,16 @@ struct BlockDelta<'a> {
 }
 
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum DeltaBody<'a> {
-    TextDelta { text: &'a str },
-    InputJsonDelta { partial_json: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
 }
 
 #[derive(Serialize)]
@@ -538,6 +624,36 @@ impl EventRender {
             },
         };
         out.push_back(event_frame("message_start", &start));
+        if let Some(t) = &self.thinking {
+            let start = BlockStart {
+                kind: "content_block_start",
+                index: 0,
+                content_block: StartBlock::Thinking {
+                    thinking: "",
+                    signature: "",
+                },
+            };
+            out.push_back(event_frame("content_block_start", &start));
+            out.push_back(event_frame("ping", &TypeOnly { kind: "ping" }));
+            for delta in [
+                DeltaBody::Thinking { thinking: &t.text },
+                DeltaBody::Signature {
+                    signature: &t.signature,
+                },
+            ] {
+                let event = BlockDelta {
+                    kind: "content_block_delta",
+                    index: 0,
+                    delta,
+                };
+                out.push_back(event_frame("content_block_delta", &event));
+            }
+            let stop = BlockStop {
+                kind: "content_block_stop",
+                index: 0,
+            };
+            out.push_back(event_frame("content_block_stop", &stop));
+        }
         if let Some(block) = &self.block {
             let content_block = match block {
                 Block::Text => StartBlock::Text { text: "" },
@@ -549,25 +665,32 @@ impl EventRender {
             };
             let start = BlockStart {
                 kind: "content_block_start",
-                index: 0,
+                index: self.block_index(),
                 content_block,
             };
             out.push_back(event_frame("content_block_start", &start));
         }
-        out.push_back(event_frame("ping", &TypeOnly { kind: "ping" }));
+        if self.thinking.is_none() {
+            out.push_back(event_frame("ping", &TypeOnly { kind: "ping" }));
+        }
+    }
+
+    /// The index of the reply's block: after the thinking block when there is one.
+    fn block_index(&self) -> usize {
+        usize::from(self.thinking.is_some())
     }
 
     /// A `text_delta` or `input_json_delta`.
     pub(super) fn content(&self, fragment: &str) -> Bytes {
         let delta = match self.block {
-            Some(Block::ToolUse { .. }) => DeltaBody::InputJsonDelta {
+            Some(Block::ToolUse { .. }) => DeltaBody::InputJson {
                 partial_json: fragment,
             },
-            _ => DeltaBody::TextDelta { text: fragment },
+            _ => DeltaBody::Text { text: fragment },
         };
         let event = BlockDelta {
             kind: "content_block_delta",
-            index: 0,
+            index: self.block_index(),
             delta,
         };
         event_frame("content_block_delta", &event)
@@ -578,7 +701,7 @@ impl EventRender {
         if self.block.is_some() {
             let stop = BlockStop {
                 kind: "content_block_stop",
-                index: 0,
+                index: self.block_index(),
             };
             out.push_back(event_frame("content_block_stop", &stop));
         }

@@ -571,6 +571,79 @@ async fn anthropic_stream_follows_the_real_sequence() {
 }
 
 #[tokio::test]
+async fn anthropic_thinking_is_signed_and_checked_when_sent_back() {
+    let mock = start().await;
+    let ask = |stream: bool| {
+        json!({"model": "m", "max_tokens": 2048, "stream": stream,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "messages": [user("hello there")]})
+    };
+    let whole = mock.post(ANTHROPIC, &ask(false)).await.json();
+    let thinking = whole["content"][0].clone();
+    assert_eq!(thinking["type"], "thinking");
+    assert_eq!(thinking["thinking"], "Thinking about: hello there");
+    let signature = thinking["signature"].as_str().unwrap().to_owned();
+    assert!(signature.starts_with("EqMock"), "{signature}");
+    assert_eq!(whole["content"][1]["text"], "echo: hello there");
+    // Thinking is output: 4 words of it plus 3 of text.
+    assert_eq!(whole["usage"]["output_tokens"], 7);
+
+    // Streamed: a whole thinking block (thinking_delta then signature_delta) at index 0, the
+    // text at index 1.
+    let events = mock.stream(ANTHROPIC, &ask(true)).await;
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_deref().unwrap()).collect();
+    assert_eq!(
+        names[..7],
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start"
+        ]
+    );
+    assert_eq!(
+        events[1].json()["content_block"],
+        json!({"type": "thinking", "thinking": "", "signature": ""})
+    );
+    assert_eq!(
+        events[3].json()["delta"],
+        json!({"type": "thinking_delta", "thinking": "Thinking about: hello there"})
+    );
+    assert_eq!(
+        events[4].json()["delta"],
+        json!({"type": "signature_delta", "signature": signature})
+    );
+    assert_eq!(events[6].json()["index"], 1);
+    assert_eq!(events[7].json()["index"], 1);
+
+    // Sent back untouched, the block is accepted; altered or unsigned, refused as Anthropic does.
+    let next = |block: Value| {
+        json!({"model": "m", "max_tokens": 100, "messages": [
+            user("hello there"),
+            {"role": "assistant", "content": [block, {"type": "text", "text": "echo: hello there"}]},
+            user("again")]})
+    };
+    assert_eq!(
+        mock.post(ANTHROPIC, &next(thinking.clone())).await.status,
+        200
+    );
+    let mut altered = thinking.clone();
+    altered["thinking"] = "Thinking about: something else".into();
+    let refused = mock.post(ANTHROPIC, &next(altered)).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.json()["error"]["message"],
+        "messages.1.content.0: Invalid `signature` in `thinking` block"
+    );
+    let mut unsigned = thinking;
+    unsigned["signature"] = "".into();
+    assert_eq!(mock.post(ANTHROPIC, &next(unsigned)).await.status, 400);
+}
+
+#[tokio::test]
 async fn gemini_whole_and_streamed_replies() {
     let mock = start().await;
     let path = "/v1beta/models/gemini-2.5-flash:generateContent";

@@ -196,6 +196,7 @@ mod tests {
                 index: 0,
                 text: None,
                 reasoning: None,
+                reasoning_signature: None,
                 tool_calls: vec![
                     ToolCall {
                         id: "c3".into(),

@@ -56,6 +56,9 @@ pub fn decode_response(body: &[u8]) -> Result<CanonicalResponse, GatewayError> {
     let s = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let mut text: Option<String> = None;
     let mut reasoning: Option<String> = None;
+    // The signature is kept only when one thinking block came: two blocks concatenated under
+    // one signature would not verify.
+    let (mut thinking_blocks, mut signature) = (0u32, None::<&str>);
     let mut tool_calls = Vec::new();
     for b in o
         .get("content")
@@ -66,9 +69,13 @@ pub fn decode_response(body: &[u8]) -> Result<CanonicalResponse, GatewayError> {
         let field = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("");
         match field("type") {
             "text" => text.get_or_insert_with(String::new).push_str(field("text")),
-            "thinking" => reasoning
-                .get_or_insert_with(String::new)
-                .push_str(field("thinking")),
+            "thinking" => {
+                thinking_blocks += 1;
+                signature = Some(field("signature")).filter(|s| !s.is_empty());
+                reasoning
+                    .get_or_insert_with(String::new)
+                    .push_str(field("thinking"));
+            }
             "tool_use" => tool_calls.push(ToolCall {
                 id: field("id").to_owned(),
                 name: field("name").to_owned(),
@@ -95,6 +102,9 @@ pub fn decode_response(body: &[u8]) -> Result<CanonicalResponse, GatewayError> {
             index: 0,
             text,
             reasoning,
+            reasoning_signature: signature
+                .filter(|_| thinking_blocks == 1)
+                .map(str::to_owned),
             tool_calls,
             refusal: None,
             finish_reason,
@@ -130,8 +140,8 @@ pub fn encode_usage(u: &Usage) -> Value {
 
 /// Renders a canonical response (its first choice) as an Anthropic message.
 ///
-/// Reasoning becomes a `thinking` block with an empty signature: a canonical response carries
-/// none, and [`encode_request`] drops unsigned thinking if the client sends the block back.
+/// Reasoning becomes a `thinking` block with its signature when the upstream gave one, else an
+/// empty one ([`encode_request`] drops unsigned thinking if the client sends the block back).
 /// Arguments that are not a JSON object get the [`arguments_to_input`] fallback.
 pub fn encode_response(r: &CanonicalResponse) -> Value {
     let mut content = Vec::new();
@@ -143,7 +153,8 @@ pub fn encode_response(r: &CanonicalResponse) -> Value {
         .or(r.choices.first())
     {
         if let Some(t) = c.reasoning.as_deref().filter(|t| !t.is_empty()) {
-            content.push(json!({"type": "thinking", "thinking": t, "signature": ""}));
+            let signature = c.reasoning_signature.as_deref().unwrap_or("");
+            content.push(json!({"type": "thinking", "thinking": t, "signature": signature}));
         }
         let text = c.text.as_deref().filter(|t| !t.is_empty());
         if let Some(t) = text.or(c.refusal.as_deref().filter(|t| !t.is_empty())) {
@@ -259,6 +270,7 @@ mod tests {
                 index: 0,
                 text: Some("It is 18C.".into()),
                 reasoning: Some("Check the tool.".into()),
+                reasoning_signature: None,
                 tool_calls: vec![ToolCall {
                     id: "call_1".into(),
                     name: "get_weather".into(),

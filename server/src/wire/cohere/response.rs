@@ -103,6 +103,7 @@ pub fn decode_response(body: &[u8]) -> Result<CanonicalResponse, GatewayError> {
             index: 0,
             text,
             reasoning,
+            reasoning_signature: None,
             tool_calls,
             refusal: None,
             finish_reason: Some(finish_reason),

@@ -267,6 +267,7 @@ pub fn decode_response(body: &[u8]) -> Result<CanonicalResponse, GatewayError> {
                             .unwrap_or(i as u32),
                         text: get("content"),
                         reasoning: get("reasoning_content").or_else(|| get("reasoning")),
+                        reasoning_signature: None,
                         tool_calls,
                         refusal: get("refusal"),
                         finish_reason: decode_finish(

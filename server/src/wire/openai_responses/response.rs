@@ -99,7 +99,7 @@ pub fn encode_response(r: &CanonicalResponse, echo: &Echo) -> Value {
             output.push(reasoning_item(
                 item_id("rs", &r.id, output.len()),
                 text,
-                None,
+                c.reasoning_signature.as_deref(),
                 echo,
             ));
         }
@@ -166,6 +166,7 @@ mod tests {
                 index: 0,
                 text: None,
                 reasoning: None,
+                reasoning_signature: None,
                 tool_calls: vec![
                     ToolCall {
                         id: "call_1".into(),
@@ -204,6 +205,7 @@ mod tests {
                 index: 0,
                 text: Some("Let me check.".into()),
                 reasoning: Some("The user wants weather.".into()),
+                reasoning_signature: None,
                 tool_calls: vec![ToolCall {
                     id: "call_9".into(),
                     name: "get_weather".into(),
@@ -227,6 +229,7 @@ mod tests {
                 index: 0,
                 text: Some("partial".into()),
                 reasoning: None,
+                reasoning_signature: None,
                 tool_calls: Vec::new(),
                 refusal: None,
                 finish_reason: Some(FinishReason::Length),
