@@ -433,3 +433,70 @@ async fn reasoning_signatures_round_trip_to_an_anthropic_channel() {
     }
     app.stop().await;
 }
+
+/// A stored answer keeps its reasoning signature even when the client did not ask to see it,
+/// so continuing with `previous_response_id` sends the upstream its signed thinking (the mock
+/// counts the thinking words it gets back as input); retrieving shows the signature only with
+/// `include[]=reasoning.encrypted_content`.
+#[tokio::test]
+async fn stored_reasoning_keeps_its_signature_for_the_next_turn() {
+    let app = TestApp::spawn().await;
+    for stream in [false, true] {
+        let r = app
+            .post(
+                "/v1/responses",
+                &json!({"model": "demo/claude-echo", "input": "hello there", "stream": stream,
+                    "reasoning": {"effort": "low"}}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        let v: Value = if stream {
+            let (_, data) = parse_sse(&body).pop().unwrap();
+            serde_json::from_str::<Value>(&data).unwrap()["response"].clone()
+        } else {
+            serde_json::from_str(&body).unwrap()
+        };
+        assert_eq!(v["output"][0]["type"], "reasoning", "{v}");
+        assert!(v["output"][0].get("encrypted_content").is_none(), "{v}");
+        let id = v["id"].as_str().unwrap();
+
+        let get = |query: &'static str| {
+            let url = app.url(&format!("/v1/responses/{id}{query}"));
+            let req = app.http.get(url).bearer_auth(&app.key);
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        assert_eq!(get("").await, v, "retrieved as it was answered");
+        let shown = get("?include[]=reasoning.encrypted_content").await;
+        let signature = shown["output"][0]["encrypted_content"].as_str().unwrap();
+        assert!(signature.starts_with("EqMock"), "{shown}");
+
+        // The next turn, by id and by items with the signature: the same input reached the
+        // upstream, thinking included.
+        let (status, by_id) = app
+            .post_json(
+                "/v1/responses",
+                &json!({"model": "demo/claude-echo", "input": "and again",
+                    "previous_response_id": id, "reasoning": {"effort": "low"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{by_id}");
+        let mut history = vec![json!({"role": "user", "content": "hello there"})];
+        history.extend(shown["output"].as_array().unwrap().iter().cloned());
+        history.push(json!({"role": "user", "content": "and again"}));
+        let (status, by_items) = app
+            .post_json(
+                "/v1/responses",
+                &json!({"model": "demo/claude-echo", "input": history, "store": false,
+                    "reasoning": {"effort": "low"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{by_items}");
+        assert_eq!(output_text(&by_id), "echo: and again");
+        assert_eq!(
+            by_id["usage"]["input_tokens"], by_items["usage"]["input_tokens"],
+            "stream {stream}"
+        );
+    }
+    app.stop().await;
+}

@@ -40,7 +40,7 @@ use crate::{
     tokens,
     upstream::{self, StreamFault},
     wire::{
-        self, cohere, gemini, json::to_bytes, openai_chat, openai_embeddings,
+        self, cohere, gemini, json::to_bytes, openai_chat, openai_embeddings, openai_responses,
         tool_names::ToolNames, ChunkKind, Echo, ModelRewrite, StreamDecoder, StreamEncoder,
     },
 };
@@ -524,7 +524,11 @@ async fn complete(
         let usage = r.usage;
         let answer = wire::encode_response(ctx.client, &r, &ctx.echo);
         if let Some(job) = ctx.store.take() {
-            responses::save(gw, job, &answer).await;
+            let signatures: Vec<_> = openai_responses::reasoning_signature(&r)
+                .into_iter()
+                .collect();
+            let stored = openai_responses::stored_copy(&answer, &signatures, &ctx.echo);
+            responses::save(gw, job, &stored).await;
         }
         (crate::wire::json::to_bytes(&answer), usage)
     };
@@ -933,8 +937,8 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
             }
             render.encoder.finish(extra, &mut out);
             // Kept before the client sees the end, so that it can continue from it at once.
-            if let (Some(job), Some(answer)) = (render.store.take(), render.encoder.completed()) {
-                super::responses::save(&gw, job, answer).await;
+            if let (Some(job), Some(answer)) = (render.store.take(), render.encoder.to_store()) {
+                super::responses::save(&gw, job, &answer).await;
             }
         }
     }

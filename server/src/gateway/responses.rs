@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::{Path, RawQuery, State},
     http::{header, HeaderMap},
     response::Response,
 };
@@ -143,10 +143,12 @@ fn answer(result: Result<Body, GatewayError>, request_id: &str) -> Response {
     with_request_id(resp, request_id)
 }
 
-/// `GET /v1/responses/{id}`: a stored response of the caller's team.
+/// `GET /v1/responses/{id}`: a stored response of the caller's team. Reasoning signatures,
+/// always kept, are shown only with `include[]=reasoning.encrypted_content`, as on creation.
 pub async fn retrieve(
     State(gw): State<Arc<Gateway>>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let request_id = new_request_id();
@@ -156,6 +158,15 @@ pub async fn retrieve(
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| not_found(&id))?;
+        let include = query.as_deref().unwrap_or("");
+        if stored.response.contains("\"encrypted_content\"")
+            && !include.contains("reasoning.encrypted_content")
+        {
+            let mut v: Value = serde_json::from_str(&stored.response)
+                .map_err(|_| GatewayError::internal("a stored response could not be read"))?;
+            openai_responses::hide_signatures(&mut v);
+            return Ok(Body::from(to_bytes(&v)));
+        }
         // Stored as the JSON text the client was sent: served as it is.
         Ok(Body::from(stored.response))
     }

@@ -244,11 +244,11 @@ impl StreamEncoder {
         }
     }
 
-    /// The whole answer as one document, where the format ends its stream with one (the
-    /// Responses object of `response.completed`), once the stream has finished.
-    pub fn completed(&self) -> Option<&Value> {
+    /// The whole answer as one document to store, where the format ends its stream with one
+    /// (the Responses object of `response.completed`), once the stream has finished.
+    pub fn to_store(&self) -> Option<std::borrow::Cow<'_, Value>> {
         match self {
-            StreamEncoder::Responses(e) => e.completed(),
+            StreamEncoder::Responses(e) => e.to_store(),
             StreamEncoder::OpenAi(_) | StreamEncoder::Anthropic(_) => None,
         }
     }

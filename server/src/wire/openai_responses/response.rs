@@ -1,5 +1,7 @@
 //! Non-streamed Responses answers: the response object rendered from a canonical response.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use super::{item_id, Echo};
@@ -71,6 +73,48 @@ pub(super) fn reasoning_item(
         item["encrypted_content"] = sig.into();
     }
     item
+}
+
+/// The copy of an answer to store: its reasoning items keep their signatures
+/// (`encrypted_content`, given as `(output index, signature)`) even when the client did not ask
+/// to see them, so that continuing with `previous_response_id` sends the upstream its signed
+/// thinking back (OpenAI keeps reasoning server-side the same way); [`hide_signatures`] takes
+/// them out again when the stored answer is retrieved without asking for them.
+pub fn stored_copy<'a>(
+    answer: &'a Value,
+    signatures: &[(usize, &str)],
+    echo: &Echo,
+) -> Cow<'a, Value> {
+    if echo.reasoning_content || signatures.is_empty() {
+        return Cow::Borrowed(answer);
+    }
+    let mut copy = answer.clone();
+    if let Some(Value::Array(items)) = copy.get_mut("output") {
+        for (index, sig) in signatures {
+            if let Some(item) = items.get_mut(*index).filter(|i| i["type"] == "reasoning") {
+                item["encrypted_content"] = (*sig).into();
+            }
+        }
+    }
+    Cow::Owned(copy)
+}
+
+/// Removes `encrypted_content` from the reasoning items of a response object.
+pub fn hide_signatures(response: &mut Value) {
+    if let Some(Value::Array(items)) = response.get_mut("output") {
+        for item in items.iter_mut().filter(|i| i["type"] == "reasoning") {
+            if let Value::Object(o) = item {
+                o.remove("encrypted_content");
+            }
+        }
+    }
+}
+
+/// The signature of a response's reasoning item, where [`encode_response`] puts it.
+pub fn reasoning_signature(r: &CanonicalResponse) -> Option<(usize, &str)> {
+    let c = r.choices.first()?;
+    c.reasoning.as_deref().filter(|t| !t.is_empty())?;
+    Some((0, c.reasoning_signature.as_deref()?))
 }
 
 pub(super) fn message_item(id: String, status: &str, content: Vec<Value>) -> Value {

@@ -1,12 +1,14 @@
 //! Responses streams: canonical stream events rendered as the Responses event sequence
 //! (openai-responses.md §3, §5).
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, BytesMut};
 use serde_json::{json, Map, Value};
 
 use super::response::{
     encode_usage, function_call_item, message_item, reasoning_item, response_object, status_of,
-    text_part,
+    stored_copy, text_part,
 };
 use super::{item_id, Echo};
 use crate::canonical::{FinishReason, StreamErrorKind, StreamEvent, ToolCall, Usage};
@@ -59,6 +61,8 @@ pub struct StreamEncoder {
     ended: bool,
     /// The final response object, once written.
     completed: Option<Value>,
+    /// Signatures of the reasoning items, by output index, for the stored copy.
+    signatures: Vec<(usize, String)>,
 }
 
 impl StreamEncoder {
@@ -78,12 +82,24 @@ impl StreamEncoder {
             usage: None,
             ended: false,
             completed: None,
+            signatures: Vec::new(),
         }
     }
 
     /// The final response object (`response.completed` or `.incomplete`), once written.
     pub fn completed(&self) -> Option<&Value> {
         self.completed.as_ref()
+    }
+
+    /// What to store of the answer once written: [`completed`](Self::completed) with the
+    /// reasoning signatures kept ([`stored_copy`]).
+    pub fn to_store(&self) -> Option<Cow<'_, Value>> {
+        let sigs: Vec<(usize, &str)> = self
+            .signatures
+            .iter()
+            .map(|(i, s)| (*i, s.as_str()))
+            .collect();
+        Some(stored_copy(self.completed.as_ref()?, &sigs, &self.echo))
     }
 
     fn event(&mut self, name: &str, mut v: Value, out: &mut BytesMut) {
@@ -376,6 +392,9 @@ impl StreamEncoder {
                     out,
                 );
                 let item = reasoning_item(id, &text, signature.as_deref(), &self.echo);
+                if let Some(sig) = signature {
+                    self.signatures.push((index, sig));
+                }
                 self.event(
                     "response.output_item.done",
                     json!({"output_index": index, "item": item}),
