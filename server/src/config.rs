@@ -30,6 +30,10 @@ pub struct Config {
     pub billing: crate::gateway::BillingPolicy,
     /// Upstream deadlines (`WEIR_UPSTREAM_FIRST_BYTE_SECS`, `WEIR_UPSTREAM_IDLE_SECS`).
     pub timeouts: crate::upstream::Timeouts,
+    /// Breakers and the retry budget (`WEIR_BREAKER_FAILURES`,
+    /// `WEIR_BREAKER_FAILURE_RATE_PERCENT`, `WEIR_BREAKER_COOLDOWN_MS`,
+    /// `WEIR_RETRY_BUDGET_PERCENT`).
+    pub resilience: crate::gateway::health::ResiliencePolicy,
     /// The base URL people reach this server at, without a trailing slash (`WEIR_PUBLIC_URL`;
     /// default `http://<listen address>`). Cookies are `Secure` when it is `https://`, and
     /// the console's CSRF check compares request origins with it.
@@ -140,6 +144,25 @@ impl Config {
         if let Some(d) = secs("WEIR_UPSTREAM_IDLE_SECS")? {
             timeouts.idle = d;
         }
+        let mut resilience = crate::gateway::health::ResiliencePolicy::default();
+        let whole = |name: &str| -> anyhow::Result<Option<u64>> {
+            var(name)
+                .map(|v| v.parse::<u64>())
+                .transpose()
+                .with_context(|| format!("{name} must be a whole number"))
+        };
+        if let Some(n) = whole("WEIR_BREAKER_FAILURES")? {
+            resilience.failures_to_open = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        }
+        if let Some(p) = whole("WEIR_BREAKER_FAILURE_RATE_PERCENT")? {
+            resilience.failure_rate_percent = u32::try_from(p.min(100)).unwrap_or(100);
+        }
+        if let Some(ms) = whole("WEIR_BREAKER_COOLDOWN_MS")? {
+            resilience.cooldown = std::time::Duration::from_millis(ms.max(1));
+        }
+        if let Some(p) = whole("WEIR_RETRY_BUDGET_PERCENT")? {
+            resilience.retry_budget_percent = u32::try_from(p.min(1000)).unwrap_or(1000);
+        }
         let secret = match var("WEIR_SECRET").or(file.secret) {
             Some(s) if s.len() >= 32 => Secret(s.into_bytes()),
             Some(_) => anyhow::bail!("WEIR_SECRET must be at least 32 characters"),
@@ -168,6 +191,7 @@ impl Config {
             db_max_connections,
             billing,
             timeouts,
+            resilience,
         })
     }
 }

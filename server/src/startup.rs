@@ -118,7 +118,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         catalog,
         http,
         timeouts,
-        health: Default::default(),
+        health: crate::gateway::health::ChannelHealth::new(config.resilience),
         billing: config.billing.clone(),
         committer,
         tasks: tokio_util::task::TaskTracker::new(),

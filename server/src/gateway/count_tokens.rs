@@ -51,6 +51,7 @@ async fn count(gw: &Gateway, headers: &HeaderMap, body: Body) -> Result<Response
     for target in gw
         .health
         .plan(targets)
+        .unwrap_or_default()
         .iter()
         .filter(|t| t.channel.wire == Wire::Anthropic)
         .take(super::pipeline::MAX_ATTEMPTS)

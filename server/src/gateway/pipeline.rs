@@ -436,19 +436,19 @@ async fn chat_attempts(
     let targets = snapshot
         .resolve(&req.model, ModelKind::Chat)
         .ok_or_else(|| GatewayError::model_not_found(&req.model))?;
-    let plan = gw.health.plan(targets);
-    if plan.is_empty() {
-        return Err(GatewayError::new(
-            ErrorKind::Unavailable,
-            "No channel can serve this model right now.",
-        )
-        .with_retry_after(Some(5)));
-    }
+    let plan = gw.health.plan(targets)?;
     let plan = within_format_limits(&req, plan)?;
     let prompt_estimate = tokens::estimate_prompt(&req);
     reserve(gw, fin, &plan, prompt_estimate, req.max_output_tokens).await?;
     let mut last: Option<GatewayError> = None;
-    for target in plan.into_iter().take(MAX_ATTEMPTS) {
+    let mut attempts = Attempts::new(gw);
+    for target in plan {
+        if !attempts.next(&target) {
+            if attempts.done() {
+                break;
+            }
+            continue;
+        }
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
         fin.target_model = Some(target.model.clone());
@@ -470,14 +470,16 @@ async fn chat_attempts(
         };
         match result {
             Ok(mut reply) => {
-                gw.health.record_success(target.channel.id);
+                gw.health
+                    .record_success(target.channel.id, &target.model.id);
                 if let ChatReply::Stream(job) = &mut reply {
                     job.render.store = ctx.store.take();
                 }
                 return Ok(reply);
             }
             Err(e) => {
-                gw.health.record_failure(target.channel.id, &e);
+                gw.health
+                    .record_failure(target.channel.id, &target.model.id, &e);
                 tracing::debug!(channel = target.channel.id, error = %e, "attempt failed");
                 if !e.retryable {
                     return Err(e);
@@ -492,6 +494,44 @@ async fn chat_attempts(
             "No channel could serve this request.",
         )
     }))
+}
+
+/// Which planned candidates a request tries: at most [`MAX_ATTEMPTS`], each admitted by its
+/// breaker (a half-open one lets a single probe through), every one after the first paid for
+/// from the retry budget.
+struct Attempts<'g> {
+    gw: &'g Gateway,
+    made: usize,
+    out_of_budget: bool,
+}
+
+impl<'g> Attempts<'g> {
+    fn new(gw: &'g Gateway) -> Attempts<'g> {
+        gw.health.deposit();
+        Attempts {
+            gw,
+            made: 0,
+            out_of_budget: false,
+        }
+    }
+
+    /// Whether to try `target` now; when not, [`done`](Self::done) says whether to stop.
+    fn next(&mut self, target: &Target) -> bool {
+        if self.done() || !self.gw.health.admit(target) {
+            return false;
+        }
+        if self.made > 0 && !self.gw.health.retry_allowed() {
+            self.gw.health.release(target);
+            self.out_of_budget = true;
+            return false;
+        }
+        self.made += 1;
+        true
+    }
+
+    fn done(&self) -> bool {
+        self.out_of_budget || self.made >= MAX_ATTEMPTS
+    }
 }
 
 /// A non-streamed answer: relayed as it is from an upstream of the client's format,
@@ -959,9 +999,10 @@ async fn pump(gw: Arc<Gateway>, job: StreamJob, tx: mpsc::Sender<Bytes>, mut fin
         end,
         StreamEnd::UpstreamError | StreamEnd::UpstreamBroken | StreamEnd::IdleTimeout
     ) {
-        if let Some(ch) = fin.channel_id {
+        if let (Some(ch), Some(model)) = (fin.channel_id, &fin.target_model) {
             gw.health.record_failure(
                 ch,
+                &model.id,
                 &GatewayError::new(ErrorKind::BadGateway, "mid-stream failure").retryable(true),
             );
         }
@@ -1015,7 +1056,7 @@ async fn embeddings_attempts(
     let targets = snapshot
         .resolve(&req.model, ModelKind::Embedding)
         .ok_or_else(|| GatewayError::model_not_found(&req.model))?;
-    let plan = gw.health.plan(targets);
+    let plan = gw.health.plan(targets)?;
     let estimate = match &req.input {
         crate::canonical::EmbeddingInput::Texts(t) => {
             t.iter().map(|s| tokens::estimate_text(s)).sum()
@@ -1024,7 +1065,14 @@ async fn embeddings_attempts(
     };
     reserve(gw, fin, &plan, estimate, Some(0)).await?;
     let mut last = None;
-    for target in plan.into_iter().take(MAX_ATTEMPTS) {
+    let mut attempts = Attempts::new(gw);
+    for target in plan {
+        if !attempts.next(&target) {
+            if attempts.done() {
+                break;
+            }
+            continue;
+        }
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
         fin.target_model = Some(target.model.clone());
@@ -1069,7 +1117,8 @@ async fn embeddings_attempts(
         .await;
         match result {
             Ok((body, usage, source)) => {
-                gw.health.record_success(target.channel.id);
+                gw.health
+                    .record_success(target.channel.id, &target.model.id);
                 let mut response = Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, "application/json")
@@ -1081,7 +1130,8 @@ async fn embeddings_attempts(
                 return Ok((response, usage, source));
             }
             Err(e) => {
-                gw.health.record_failure(target.channel.id, &e);
+                gw.health
+                    .record_failure(target.channel.id, &target.model.id, &e);
                 if !e.retryable {
                     return Err(e);
                 }

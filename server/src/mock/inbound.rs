@@ -13,6 +13,7 @@ use axum::{
 use serde_json::Value;
 
 use super::{
+    control::Control,
     dialect::{Dialect, Refusal},
     directive::{self, Directive},
     generation::LastTurn,
@@ -32,6 +33,8 @@ pub(super) struct Inbound {
     /// The connection's reset switch, when served by [`super::spawn`].
     pub reset: Option<ResetSwitch>,
     pub dialect: Dialect,
+    /// The status of an outage switched on through the control surface.
+    outage: Option<StatusCode>,
 }
 
 impl Inbound {
@@ -69,11 +72,16 @@ impl Inbound {
             .extensions
             .get::<ConnectInfo<ResetSwitch>>()
             .map(|info| info.0.clone());
+        let outage = parts
+            .extensions
+            .get::<std::sync::Arc<Control>>()
+            .and_then(|c| c.arrive());
         Ok(Inbound {
             body,
             directive,
             reset,
             dialect,
+            outage,
         })
     }
 
@@ -105,7 +113,10 @@ impl Inbound {
         if let Some(ms) = self.directive.delay_ms.filter(|ms| *ms > 0) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
-        let status = failing_model(model).or(self.directive.status)?;
+        let status = self
+            .outage
+            .or_else(|| failing_model(model))
+            .or(self.directive.status)?;
         let mut response = self
             .dialect
             .error(status, &self.dialect.fault_message(status));

@@ -49,6 +49,10 @@
 //! which no count includes). Cohere usage has `tokens` as above and `billed_units` without the
 //! system messages' words.
 //!
+//! # Control
+//! `GET /_mock/stats` counts the API requests this server received; `PUT /_mock/outage`
+//! (`{"status": 503}`) fails every API request with that status until `DELETE /_mock/outage`.
+//!
 //! # Faults
 //! A directive in the text of the turn the reply answers, or the `x-mock-fault` header with
 //! the same contents (with or without the brackets), chooses faults for one request:
@@ -81,6 +85,7 @@
 
 mod anthropic;
 mod cohere;
+mod control;
 mod delivery;
 mod dialect;
 mod directive;
@@ -110,9 +115,14 @@ use tokio::sync::oneshot;
 
 use listener::{ResetSwitch, ResettingListener};
 
-/// Every mock route.
+/// Every mock route, with a control surface of its own ([`control`]).
 pub fn router() -> Router {
     Router::new()
+        .route("/_mock/stats", get(control::stats))
+        .route(
+            "/_mock/outage",
+            axum::routing::put(control::start_outage).delete(control::end_outage),
+        )
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
@@ -124,6 +134,9 @@ pub fn router() -> Router {
         .route("/v2/embed", post(cohere::embed))
         .fallback(openai::not_found)
         .method_not_allowed_fallback(openai::method_not_allowed)
+        .layer(axum::Extension(std::sync::Arc::new(
+            control::Control::default(),
+        )))
 }
 
 /// A running mock upstream; it stops accepting connections when dropped.

@@ -47,7 +47,17 @@ impl TestApp {
         let config = Config::load_from(|k| match k {
             "WEIR_DATA_DIR" => Some(data_dir.clone()),
             "WEIR_LISTEN" => Some("127.0.0.1:0".into()),
-            _ => vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            // Tests that ask the mock for a run of faults are not about breakers (those are
+            // tests/resilience.rs): out of their way unless a test sets them.
+            _ => vars
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .or_else(|| match k {
+                    "WEIR_BREAKER_FAILURES" => Some("1000000".into()),
+                    "WEIR_BREAKER_FAILURE_RATE_PERCENT" => Some("0".into()),
+                    _ => None,
+                }),
         })
         .unwrap();
         let demo = demo::install(&db, &mock.base_url(), data.path(), config.secret.expose())
