@@ -37,13 +37,48 @@ pub struct Config {
     /// The account that becomes the operator when it signs up (`WEIR_ADMIN_EMAIL`); without
     /// it, the first account on a fresh instance.
     pub admin_email: Option<String>,
+    /// Stripe Checkout top-ups (`STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`,
+    /// `STRIPE_API_BASE`); `None` without a secret key (the top-up button is then disabled).
+    pub stripe: Option<StripeConfig>,
+    /// The bounds of a top-up (`WEIR_TOPUP_MIN`, `WEIR_TOPUP_MAX`, dollars; $5 and $10,000).
+    pub topup_limits: weir_core::topup::Limits,
 }
+
+/// How Weir talks to Stripe.
+#[derive(Clone, Debug)]
+pub struct StripeConfig {
+    /// `sk_live_…` or `sk_test_…`.
+    pub secret_key: Secret,
+    /// Webhook endpoint secrets (`whsec_…`); two while one is being rotated.
+    pub webhook_secrets: Vec<Secret>,
+    /// The API base without a trailing slash (default `https://api.stripe.com`).
+    pub api_base: String,
+}
+
+impl StripeConfig {
+    /// Live keys get live events; test keys test events.
+    pub fn livemode(&self) -> bool {
+        self.secret_key.expose().starts_with(b"sk_live_")
+            || self.secret_key.expose().starts_with(b"rk_live_")
+    }
+}
+
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
 
 /// A secret that never prints itself.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
 
 impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into().into_bytes())
+    }
+
+    /// The secret as text (secrets are always built from text).
+    pub fn expose_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
@@ -157,7 +192,49 @@ impl Config {
         let admin_email = var("WEIR_ADMIN_EMAIL")
             .or(file.admin_email)
             .map(|e| e.trim().to_owned());
+        let stripe = var("STRIPE_SECRET_KEY").map(|key| StripeConfig {
+            secret_key: Secret::new(key.trim()),
+            webhook_secrets: var("STRIPE_WEBHOOK_SECRET")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+                .collect(),
+            api_base: var("STRIPE_API_BASE")
+                .unwrap_or_else(|| DEFAULT_STRIPE_API_BASE.to_owned())
+                .trim()
+                .trim_end_matches('/')
+                .to_owned(),
+        });
+        if let Some(s) = &stripe {
+            anyhow::ensure!(
+                s.api_base.starts_with("http://") || s.api_base.starts_with("https://"),
+                "STRIPE_API_BASE must start with http:// or https://"
+            );
+        }
+        let mut topup_limits = weir_core::topup::Limits::default();
+        for (name, slot) in [
+            ("WEIR_TOPUP_MIN", &mut topup_limits.min),
+            ("WEIR_TOPUP_MAX", &mut topup_limits.max),
+        ] {
+            if let Some(v) = var(name) {
+                let m = weir_core::money::Micros::parse_usd(v.trim().trim_start_matches('$'))
+                    .with_context(|| format!("{name} must be a dollar amount like 5.00"))?;
+                anyhow::ensure!(
+                    m.0 > 0 && m.0 % weir_core::topup::MICROS_PER_CENT == 0,
+                    "{name} must be a positive amount in whole cents"
+                );
+                *slot = m;
+            }
+        }
+        anyhow::ensure!(
+            topup_limits.min <= topup_limits.max,
+            "WEIR_TOPUP_MIN must not exceed WEIR_TOPUP_MAX"
+        );
         Ok(Config {
+            stripe,
+            topup_limits,
             public_url,
             admin_email,
             listen,
