@@ -104,6 +104,11 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     max_reservation: Option<String>,
     reservation_ttl_secs: Option<u64>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_api_base: Option<String>,
+    topup_min: Option<String>,
+    topup_max: Option<String>,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -192,21 +197,25 @@ impl Config {
         let admin_email = var("WEIR_ADMIN_EMAIL")
             .or(file.admin_email)
             .map(|e| e.trim().to_owned());
-        let stripe = var("STRIPE_SECRET_KEY").map(|key| StripeConfig {
-            secret_key: Secret::new(key.trim()),
-            webhook_secrets: var("STRIPE_WEBHOOK_SECRET")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(Secret::new)
-                .collect(),
-            api_base: var("STRIPE_API_BASE")
-                .unwrap_or_else(|| DEFAULT_STRIPE_API_BASE.to_owned())
-                .trim()
-                .trim_end_matches('/')
-                .to_owned(),
-        });
+        let webhook_secret = var("STRIPE_WEBHOOK_SECRET").or(file.stripe_webhook_secret);
+        let api_base = var("STRIPE_API_BASE").or(file.stripe_api_base);
+        let stripe = var("STRIPE_SECRET_KEY")
+            .or(file.stripe_secret_key)
+            .map(|key| StripeConfig {
+                secret_key: Secret::new(key.trim()),
+                webhook_secrets: webhook_secret
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(Secret::new)
+                    .collect(),
+                api_base: api_base
+                    .unwrap_or_else(|| DEFAULT_STRIPE_API_BASE.to_owned())
+                    .trim()
+                    .trim_end_matches('/')
+                    .to_owned(),
+            });
         if let Some(s) = &stripe {
             anyhow::ensure!(
                 s.api_base.starts_with("http://") || s.api_base.starts_with("https://"),
@@ -214,11 +223,11 @@ impl Config {
             );
         }
         let mut topup_limits = weir_core::topup::Limits::default();
-        for (name, slot) in [
-            ("WEIR_TOPUP_MIN", &mut topup_limits.min),
-            ("WEIR_TOPUP_MAX", &mut topup_limits.max),
+        for (name, file_value, slot) in [
+            ("WEIR_TOPUP_MIN", file.topup_min, &mut topup_limits.min),
+            ("WEIR_TOPUP_MAX", file.topup_max, &mut topup_limits.max),
         ] {
-            if let Some(v) = var(name) {
+            if let Some(v) = var(name).or(file_value) {
                 let m = weir_core::money::Micros::parse_usd(v.trim().trim_start_matches('$'))
                     .with_context(|| format!("{name} must be a dollar amount like 5.00"))?;
                 anyhow::ensure!(
@@ -354,6 +363,40 @@ mod tests {
         assert_eq!(c.listen.port(), 9100);
         assert_eq!(c.database_url, "sqlite://x.db");
         assert_eq!(c.secret.expose(), b"0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn stripe_and_topup_settings() {
+        let c = load(&[
+            ("STRIPE_SECRET_KEY", "sk_test_1"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_a, whsec_b"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:12111/"),
+            ("WEIR_TOPUP_MIN", "$1"),
+            ("WEIR_TOPUP_MAX", "500"),
+            ("WEIR_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap();
+        let s = c.stripe.unwrap();
+        assert_eq!(s.api_base, "http://127.0.0.1:12111");
+        assert_eq!(s.webhook_secrets.len(), 2);
+        assert_eq!(s.webhook_secrets[1].expose_str(), "whsec_b");
+        assert!(!s.livemode());
+        assert_eq!(c.topup_limits.min.0, 1_000_000);
+        assert_eq!(c.topup_limits.max.0, 500_000_000);
+        let none = load(&[("WEIR_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        assert!(none.stripe.is_none());
+        assert_eq!(none.topup_limits, weir_core::topup::Limits::default());
+        assert!(load(&[
+            ("WEIR_TOPUP_MIN", "0.001"),
+            ("WEIR_SECRET", "0123456789abcdef0123456789abcdef")
+        ])
+        .is_err());
+        assert!(load(&[
+            ("WEIR_TOPUP_MIN", "20"),
+            ("WEIR_TOPUP_MAX", "10"),
+            ("WEIR_SECRET", "0123456789abcdef0123456789abcdef")
+        ])
+        .is_err());
     }
 
     #[test]
