@@ -629,6 +629,47 @@ async fn checkout_through_the_fake_stripe_credits_through_the_webhook() {
     let refused = checkout.create(&other).await.unwrap_err();
     assert!(refused.contains("400"), "{refused}");
 
+    // A timeout while creating a session (the fake creates it, then cuts the connection):
+    // the retry carries the same idempotency key and gets the same, only, session.
+    let sessions = |v: Value| v["sessions"].as_u64().unwrap();
+    let before = sessions(
+        s.app
+            .http
+            .post(format!(
+                "{}/_test/settings?drop_next=true",
+                s.fake.base_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let t3 = topup::create(
+        &s.app.db,
+        team_id,
+        None,
+        Micros(12_000_000),
+        &topup::Limits::default(),
+    )
+    .await
+    .unwrap();
+    let link = checkout.create(&t3).await.unwrap();
+    let after = sessions(
+        s.app
+            .http
+            .post(format!("{}/_test/settings", s.fake.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after, before + 1);
+    assert_eq!(checkout.create(&t3).await.unwrap(), link);
+
     // Nothing is credited before payment, whatever the success page is asked.
     let (status, _) = owner
         .get(&format!("/billing?topup={}&session_id={session}", t.id))
@@ -662,7 +703,8 @@ async fn checkout_through_the_fake_stripe_credits_through_the_webhook() {
     let page = owner.call("billing/list_topups", &[("focus", &t.id)]).await;
     assert_eq!(page.body["enabled"], json!(true));
     assert_eq!(page.body["focus"]["status"], json!("credited"));
-    assert_eq!(page.body["rows"][0]["amount"], json!(25_000_000));
+    assert_eq!(page.body["focus"]["amount"], json!(25_000_000));
+    assert_eq!(page.body["rows"].as_array().unwrap().len(), 2);
 
     // Knobs: replay the completion 5 times at once, refund $5, dispute and win.
     let events: Value = http

@@ -24,8 +24,9 @@
 //! - `POST /_test/sessions/{id}/dispute?status=open|won|lost`: `charge.dispute.created`
 //!   (`open`) or `charge.dispute.closed`.
 //! - `GET /_test/events`; `POST /_test/events/{id}/replay?times=N` (re-signed, sent again).
-//! - `POST /_test/settings?hold=true|false&delay_ms=N`: hold events in a queue instead of
-//!   sending them, or send them after a delay; `POST /_test/flush?order=reverse|sent`
+//! - `POST /_test/settings?hold=true|false&delay_ms=N&drop_next=true`: hold events in a queue
+//!   instead of sending them, or send them after a delay; cut the connection after creating
+//!   the next session (a timeout as the client sees it); the answer counts the sessions; `POST /_test/flush?order=reverse|sent`
 //!   delivers the held events (in reverse to reorder).
 
 use std::{
@@ -80,6 +81,9 @@ struct Fake {
     events: Mutex<Vec<(String, String, String)>>,
     held: Mutex<Vec<String>>,
     hold: std::sync::atomic::AtomicBool,
+    /// Cut the connection after handling the next session creation (a timeout as the client
+    /// sees it, with the session created and its idempotent answer saved).
+    drop_next: std::sync::atomic::AtomicBool,
     delay_ms: AtomicU64,
     seq: AtomicU64,
     http: reqwest::Client,
@@ -124,6 +128,7 @@ pub async fn spawn(listen: SocketAddr, config: FakeConfig) -> std::io::Result<Fa
         events: Mutex::default(),
         held: Mutex::default(),
         hold: Default::default(),
+        drop_next: Default::default(),
         delay_ms: AtomicU64::new(0),
         seq: AtomicU64::new(1),
         http: reqwest::Client::builder()
@@ -450,6 +455,12 @@ async fn create_session(
     };
     if let Ok(mut m) = fake.idempotency.lock() {
         m.insert(key, (body, status, answer.clone()));
+    }
+    if fake.drop_next.swap(false, Ordering::Relaxed) {
+        let broken = futures_util::stream::iter([Err::<Bytes, _>(std::io::Error::other(
+            "fake Stripe: connection cut",
+        ))]);
+        return (status, axum::body::Body::from_stream(broken)).into_response();
     }
     (status, Json(answer)).into_response()
 }
@@ -790,6 +801,7 @@ async fn knob_replay(
 #[derive(Deserialize)]
 struct SettingsQuery {
     hold: Option<bool>,
+    drop_next: Option<bool>,
     delay_ms: Option<u64>,
 }
 
@@ -800,12 +812,18 @@ async fn knob_settings(
     if let Some(h) = q.hold {
         fake.hold.store(h, Ordering::Relaxed);
     }
+    if let Some(d) = q.drop_next {
+        fake.drop_next.store(d, Ordering::Relaxed);
+    }
     if let Some(d) = q.delay_ms {
         fake.delay_ms.store(d.min(600_000), Ordering::Relaxed);
     }
-    Json(
-        json!({"hold": fake.hold.load(Ordering::Relaxed), "delay_ms": fake.delay_ms.load(Ordering::Relaxed)}),
-    )
+    let sessions = fake.sessions.lock().map(|s| s.len()).unwrap_or(0);
+    Json(json!({
+        "hold": fake.hold.load(Ordering::Relaxed),
+        "delay_ms": fake.delay_ms.load(Ordering::Relaxed),
+        "sessions": sessions,
+    }))
 }
 
 #[derive(Deserialize)]

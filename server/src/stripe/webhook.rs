@@ -87,7 +87,8 @@ pub async fn receive(
     match topup::apply(&state.db, &event, state.livemode).await {
         Ok(applied) => {
             match &applied.outcome {
-                topup::Outcome::Ignored(why) => tracing::info!(
+                // Worth a look (a session Weir did not create, another mode): a warning.
+                topup::Outcome::Ignored(why) => tracing::warn!(
                     event = %event.id, kind = %event.kind, reason = why,
                     "Stripe event ignored"
                 ),
