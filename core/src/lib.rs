@@ -16,3 +16,4 @@ pub mod metering;
 pub mod money;
 pub mod responses;
 pub mod team;
+pub mod topup;

@@ -41,13 +41,48 @@ pub struct Config {
     /// The account that becomes the operator when it signs up (`WEIR_ADMIN_EMAIL`); without
     /// it, the first account on a fresh instance.
     pub admin_email: Option<String>,
+    /// Stripe Checkout top-ups (`STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`,
+    /// `STRIPE_API_BASE`); `None` without a secret key (the top-up button is then disabled).
+    pub stripe: Option<StripeConfig>,
+    /// The bounds of a top-up (`WEIR_TOPUP_MIN`, `WEIR_TOPUP_MAX`, dollars; $5 and $10,000).
+    pub topup_limits: weir_core::topup::Limits,
 }
+
+/// How Weir talks to Stripe.
+#[derive(Clone, Debug)]
+pub struct StripeConfig {
+    /// `sk_live_…` or `sk_test_…`.
+    pub secret_key: Secret,
+    /// Webhook endpoint secrets (`whsec_…`); two while one is being rotated.
+    pub webhook_secrets: Vec<Secret>,
+    /// The API base without a trailing slash (default `https://api.stripe.com`).
+    pub api_base: String,
+}
+
+impl StripeConfig {
+    /// Live keys get live events; test keys test events.
+    pub fn livemode(&self) -> bool {
+        self.secret_key.expose().starts_with(b"sk_live_")
+            || self.secret_key.expose().starts_with(b"rk_live_")
+    }
+}
+
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
 
 /// A secret that never prints itself.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
 
 impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into().into_bytes())
+    }
+
+    /// The secret as text (secrets are always built from text).
+    pub fn expose_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
@@ -73,6 +108,11 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     max_reservation: Option<String>,
     reservation_ttl_secs: Option<u64>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_api_base: Option<String>,
+    topup_min: Option<String>,
+    topup_max: Option<String>,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -180,7 +220,53 @@ impl Config {
         let admin_email = var("WEIR_ADMIN_EMAIL")
             .or(file.admin_email)
             .map(|e| e.trim().to_owned());
+        let webhook_secret = var("STRIPE_WEBHOOK_SECRET").or(file.stripe_webhook_secret);
+        let api_base = var("STRIPE_API_BASE").or(file.stripe_api_base);
+        let stripe = var("STRIPE_SECRET_KEY")
+            .or(file.stripe_secret_key)
+            .map(|key| StripeConfig {
+                secret_key: Secret::new(key.trim()),
+                webhook_secrets: webhook_secret
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(Secret::new)
+                    .collect(),
+                api_base: api_base
+                    .unwrap_or_else(|| DEFAULT_STRIPE_API_BASE.to_owned())
+                    .trim()
+                    .trim_end_matches('/')
+                    .to_owned(),
+            });
+        if let Some(s) = &stripe {
+            anyhow::ensure!(
+                s.api_base.starts_with("http://") || s.api_base.starts_with("https://"),
+                "STRIPE_API_BASE must start with http:// or https://"
+            );
+        }
+        let mut topup_limits = weir_core::topup::Limits::default();
+        for (name, file_value, slot) in [
+            ("WEIR_TOPUP_MIN", file.topup_min, &mut topup_limits.min),
+            ("WEIR_TOPUP_MAX", file.topup_max, &mut topup_limits.max),
+        ] {
+            if let Some(v) = var(name).or(file_value) {
+                let m = weir_core::money::Micros::parse_usd(v.trim().trim_start_matches('$'))
+                    .with_context(|| format!("{name} must be a dollar amount like 5.00"))?;
+                anyhow::ensure!(
+                    m.0 > 0 && m.0 % weir_core::topup::MICROS_PER_CENT == 0,
+                    "{name} must be a positive amount in whole cents"
+                );
+                *slot = m;
+            }
+        }
+        anyhow::ensure!(
+            topup_limits.min <= topup_limits.max,
+            "WEIR_TOPUP_MIN must not exceed WEIR_TOPUP_MAX"
+        );
         Ok(Config {
+            stripe,
+            topup_limits,
             public_url,
             admin_email,
             listen,
@@ -301,6 +387,40 @@ mod tests {
         assert_eq!(c.listen.port(), 9100);
         assert_eq!(c.database_url, "sqlite://x.db");
         assert_eq!(c.secret.expose(), b"0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn stripe_and_topup_settings() {
+        let c = load(&[
+            ("STRIPE_SECRET_KEY", "sk_test_1"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_a, whsec_b"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:12111/"),
+            ("WEIR_TOPUP_MIN", "$1"),
+            ("WEIR_TOPUP_MAX", "500"),
+            ("WEIR_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap();
+        let s = c.stripe.unwrap();
+        assert_eq!(s.api_base, "http://127.0.0.1:12111");
+        assert_eq!(s.webhook_secrets.len(), 2);
+        assert_eq!(s.webhook_secrets[1].expose_str(), "whsec_b");
+        assert!(!s.livemode());
+        assert_eq!(c.topup_limits.min.0, 1_000_000);
+        assert_eq!(c.topup_limits.max.0, 500_000_000);
+        let none = load(&[("WEIR_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        assert!(none.stripe.is_none());
+        assert_eq!(none.topup_limits, weir_core::topup::Limits::default());
+        assert!(load(&[
+            ("WEIR_TOPUP_MIN", "0.001"),
+            ("WEIR_SECRET", "0123456789abcdef0123456789abcdef")
+        ])
+        .is_err());
+        assert!(load(&[
+            ("WEIR_TOPUP_MIN", "20"),
+            ("WEIR_TOPUP_MAX", "10"),
+            ("WEIR_SECRET", "0123456789abcdef0123456789abcdef")
+        ])
+        .is_err());
     }
 
     #[test]

@@ -230,6 +230,39 @@ pub async fn ensure_key(db: &Db, data_dir: &Path, pepper: &[u8]) -> anyhow::Resu
     Ok(key.full)
 }
 
+/// The fake Stripe for the demo on its own loopback port, delivering events to this server's
+/// webhook at `public_url`, and the Stripe configuration that points Weir at it. The webhook
+/// secret is fresh for each run.
+pub async fn fake_stripe(
+    public_url: &str,
+) -> anyhow::Result<(crate::stripe::fake::FakeStripe, crate::config::StripeConfig)> {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = format!("whsec_demo_{secret}");
+    let api_key = "sk_test_weir_demo".to_owned();
+    let fake = crate::stripe::fake::spawn(
+        "127.0.0.1:0".parse()?,
+        crate::stripe::fake::FakeConfig {
+            webhook_url: Some(format!(
+                "{}/webhooks/stripe",
+                public_url.trim_end_matches('/')
+            )),
+            webhook_secret: secret.clone(),
+            api_key: Some(api_key.clone()),
+        },
+    )
+    .await
+    .context("binding the fake Stripe")?;
+    let config = crate::config::StripeConfig {
+        secret_key: crate::config::Secret::new(api_key),
+        webhook_secrets: vec![crate::config::Secret::new(secret)],
+        api_base: fake.base_url(),
+    };
+    Ok((fake, config))
+}
+
 /// Installs the whole demo: catalog entries for the mock at `mock_base` and the demo key.
 pub async fn install(
     db: &Db,

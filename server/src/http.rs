@@ -15,7 +15,7 @@ use axum::{
     extract::{FromRef, State},
     http::StatusCode,
     response::IntoResponse,
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use leptos::config::{Env, LeptosOptions};
@@ -34,6 +34,7 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub gateway: Arc<Gateway>,
     pub console: ConsoleState,
+    pub stripe_webhook: crate::stripe::webhook::WebhookState,
     /// `Secure` session cookies (the public URL is https).
     secure_cookies: bool,
     draining: Arc<AtomicBool>,
@@ -59,6 +60,15 @@ impl AppState {
             .env(env)
             .build();
         let catalog_gw = gateway.clone();
+        let checkout = config.stripe.as_ref().and_then(|s| {
+            match crate::stripe::Checkout::new(s, &config.public_url) {
+                Ok(c) => Some(c.starter()),
+                Err(e) => {
+                    tracing::error!(error = %e, "Stripe is configured but its client cannot be built; top-ups are off");
+                    None
+                }
+            }
+        });
         let console = ConsoleState {
             db: db.clone(),
             verifier: gateway.verifier.clone(),
@@ -66,10 +76,18 @@ impl AppState {
             public_url: config.public_url.clone(),
             admin_email: config.admin_email.clone(),
             limiter: Arc::new(LoginLimiter::default()),
+            topups: weir_app::ssr::TopupSettings {
+                limits: config.topup_limits,
+                checkout,
+            },
         };
         AppState {
             secure_cookies: config.public_url.starts_with("https://"),
             console,
+            stripe_webhook: crate::stripe::webhook::WebhookState::new(
+                db.clone(),
+                config.stripe.as_ref(),
+            ),
             db,
             leptos,
             gateway,
@@ -119,6 +137,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/webhooks/stripe",
+            post(crate::stripe::webhook::receive).with_state(state.stripe_webhook.clone()),
+        )
         .with_state(state)
         .merge(console)
 }

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod http;
 pub mod mock;
 pub mod startup;
+pub mod stripe;
 pub mod tokens;
 pub mod upstream;
 pub mod wire;

@@ -50,6 +50,21 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9100")]
         listen: SocketAddr,
     },
+    /// Run the fake Stripe (Checkout Sessions, a hosted checkout page, signed webhook events,
+    /// test knobs) for tests and demos; point Weir's STRIPE_API_BASE at it.
+    MockStripe {
+        #[arg(long, default_value = "127.0.0.1:12111")]
+        listen: SocketAddr,
+        /// Where to deliver events, e.g. http://127.0.0.1:8080/webhooks/stripe.
+        #[arg(long, env = "WEIR_MOCK_STRIPE_WEBHOOK_URL")]
+        webhook_url: Option<String>,
+        /// The secret events are signed with (Weir's STRIPE_WEBHOOK_SECRET, first value).
+        #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: String,
+        /// Accept only this secret key (default: any sk_test_…).
+        #[arg(long)]
+        api_key: Option<String>,
+    },
     /// Credit (or, with a negative amount, debit) a team's balance through the ledger.
     Credit {
         team: String,
@@ -147,6 +162,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("mock upstream on {listen}"));
     }
+    if let Command::MockStripe {
+        listen,
+        webhook_url,
+        webhook_secret,
+        api_key,
+    } = cmd
+    {
+        let secret = webhook_secret
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        return weir_server::stripe::fake::run(
+            listen,
+            weir_server::stripe::fake::FakeConfig {
+                webhook_url,
+                webhook_secret: secret,
+                api_key,
+            },
+        )
+        .await
+        .with_context(|| format!("fake Stripe on {listen}"));
+    }
     let config = Config::load()?;
     let db = connect(&config).await?;
     let res = command(cmd, &config, &db).await;
@@ -160,7 +199,7 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
             println!("migrations applied to {}", redact_url(&config.database_url));
         }
         // Served before any configuration is read.
-        Command::MockUpstream { .. } => {}
+        Command::MockUpstream { .. } | Command::MockStripe { .. } => {}
         Command::Serve {
             demo,
             demo_upstream,
@@ -189,7 +228,18 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
                     config.listen
                 );
             }
-            let prepared = startup::prepare(db.clone(), config).await?;
+            // Without a Stripe key, the demo tops up through the fake Stripe, in-process.
+            let mut config = config.clone();
+            let mut _fake_stripe = None;
+            if demo && config.stripe.is_none() {
+                let (fake, stripe) = weir_server::demo::fake_stripe(&config.public_url)
+                    .await
+                    .context("starting the demo fake Stripe")?;
+                println!("demo payments: fake Stripe at {}", fake.base_url());
+                config.stripe = Some(stripe);
+                _fake_stripe = Some(fake);
+            }
+            let prepared = startup::prepare(db.clone(), &config).await?;
             let res = weir_server::serve(prepared.state.clone(), config.listen).await;
             prepared.shutdown().await;
             res?;

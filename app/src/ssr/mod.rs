@@ -35,6 +35,17 @@ pub struct ConsoleState {
     /// Who becomes the operator at sign-up (`WEIR_ADMIN_EMAIL`); else the first account.
     pub admin_email: Option<String>,
     pub limiter: Arc<LoginLimiter>,
+    pub topups: TopupSettings,
+}
+
+/// Stripe top-ups as the console sees them.
+#[derive(Clone, Default)]
+pub struct TopupSettings {
+    /// `WEIR_TOPUP_MIN` / `WEIR_TOPUP_MAX`, checked on the server.
+    pub limits: weir_core::topup::Limits,
+    /// Creates a pending top-up's Checkout Session; `None` without `STRIPE_SECRET_KEY`
+    /// (the top-up button is then disabled, saying why).
+    pub checkout: Option<weir_core::topup::StartCheckout>,
 }
 
 /// The client's address, put in the request's extensions by the server.
