@@ -39,6 +39,13 @@ pub struct Config {
     pub admin_email: Option<String>,
 }
 
+impl Config {
+    /// The cipher for upstream keys at rest, derived from the instance secret.
+    pub fn key_cipher(&self) -> weir_core::catalog::keys::KeyCipher {
+        weir_core::catalog::keys::KeyCipher::from_secret(self.secret.expose())
+    }
+}
+
 /// A secret that never prints itself.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);

@@ -87,16 +87,22 @@ pub fn spawn_reaper(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
 /// The current catalog snapshot, swapped whole when the catalog changes.
 pub struct CatalogHandle {
     db: Db,
+    /// Opens the channels' sealed upstream keys.
+    keys: catalog::keys::KeyCipher,
     snap: RwLock<Arc<Snapshot>>,
     epoch: std::sync::atomic::AtomicI64,
 }
 
 impl CatalogHandle {
-    pub async fn load(db: Db) -> Result<CatalogHandle, catalog::CatalogError> {
+    pub async fn load(
+        db: Db,
+        keys: catalog::keys::KeyCipher,
+    ) -> Result<CatalogHandle, catalog::CatalogError> {
         let epoch = catalog::read_epoch(&db).await?;
-        let snap = catalog::load(&db, |k| std::env::var(k).ok()).await?;
+        let snap = catalog::load_with(&db, Some(&keys), |k| std::env::var(k).ok()).await?;
         Ok(CatalogHandle {
             db,
+            keys,
             snap: RwLock::new(Arc::new(snap)),
             epoch: std::sync::atomic::AtomicI64::new(epoch),
         })
@@ -121,7 +127,8 @@ impl CatalogHandle {
         if !force && !price_change_due && epoch == self.epoch.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let snap = catalog::load(&self.db, |k| std::env::var(k).ok()).await?;
+        let snap =
+            catalog::load_with(&self.db, Some(&self.keys), |k| std::env::var(k).ok()).await?;
         self.epoch.store(epoch, Ordering::SeqCst);
         match self.snap.write() {
             Ok(mut g) => *g = Arc::new(snap),
