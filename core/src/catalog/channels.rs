@@ -471,3 +471,63 @@ pub async fn probe_target(db: &Db, keys: &KeyCipher, id: i64) -> Result<Target, 
         tariff: None,
     })
 }
+
+/// A channel's recent traffic from the request log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    pub requests: i64,
+    /// Answers with status 500 or above (failures blamed on the upstream or on Weir).
+    pub errors: i64,
+    pub avg_latency_ms: Option<i64>,
+    /// The newest failure: its error kind (or status) and when.
+    pub last_error: Option<(String, i64)>,
+}
+
+/// Request counts, 5xx share, mean latency and the last failure per channel since `since`
+/// (Unix ms). A scan of the log's recent rows: for the admin page, not the request path.
+pub async fn recent_stats(
+    db: &Db,
+    since: i64,
+) -> Result<std::collections::HashMap<i64, ChannelStats>, CatalogError> {
+    let mut out: std::collections::HashMap<i64, ChannelStats> = Default::default();
+    for r in sqlx::query(
+        "SELECT channel_id, COUNT(*) AS n, CAST(SUM(CASE WHEN status >= 500 THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
+         CAST(SUM(latency_ms) AS BIGINT) AS latency FROM request_log \
+         WHERE created_at >= $1 AND channel_id IS NOT NULL GROUP BY channel_id",
+    )
+    .bind(since)
+    .fetch_all(db.pool())
+    .await?
+    {
+        let n: i64 = r.try_get("n")?;
+        let latency: Option<i64> = r.try_get("latency")?;
+        out.insert(
+            r.try_get("channel_id")?,
+            ChannelStats {
+                requests: n,
+                errors: r.try_get::<Option<i64>, _>("errors")?.unwrap_or(0),
+                avg_latency_ms: latency.filter(|_| n > 0).map(|l| l / n),
+                last_error: None,
+            },
+        );
+    }
+    for r in sqlx::query(
+        "SELECT channel_id, status, error_kind, created_at FROM request_log \
+         WHERE created_at >= $1 AND channel_id IS NOT NULL AND status >= 500 ORDER BY created_at DESC LIMIT 500",
+    )
+    .bind(since)
+    .fetch_all(db.pool())
+    .await?
+    {
+        let e = out.entry(r.try_get("channel_id")?).or_default();
+        if e.last_error.is_none() {
+            let status: i64 = r.try_get("status")?;
+            let kind: Option<String> = r.try_get("error_kind")?;
+            e.last_error = Some((
+                kind.map_or_else(|| format!("HTTP {status}"), |k| format!("{k} (HTTP {status})")),
+                r.try_get("created_at")?,
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -59,6 +59,33 @@ impl ChannelHealth {
         healthy
     }
 
+    /// Each channel's state as this replica sees it, in words, for the admin console:
+    /// channels not listed are closed (healthy).
+    pub fn describe(&self) -> HashMap<i64, String> {
+        let now = Instant::now();
+        let Ok(states) = self.states.lock() else {
+            return HashMap::new();
+        };
+        states
+            .iter()
+            .map(|(id, s)| {
+                let text = match s.resting_until {
+                    _ if s.disabled => "disabled: credentials refused".to_owned(),
+                    Some(until) if until > now => format!(
+                        "open for {} s more ({} failures)",
+                        (until - now).as_secs().max(1),
+                        s.consecutive_failures
+                    ),
+                    _ if s.consecutive_failures > 0 => {
+                        format!("closed ({} recent failures)", s.consecutive_failures)
+                    }
+                    _ => "closed".to_owned(),
+                };
+                (*id, text)
+            })
+            .collect()
+    }
+
     pub fn record_success(&self, channel: i64) {
         if let Ok(mut s) = self.states.lock() {
             if let Some(st) = s.get_mut(&channel) {

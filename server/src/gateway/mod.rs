@@ -6,6 +6,7 @@ mod finish;
 pub mod health;
 mod models;
 mod pipeline;
+pub mod probe;
 mod responses;
 
 use std::sync::{Arc, RwLock};
