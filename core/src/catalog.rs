@@ -192,6 +192,10 @@ pub struct Snapshot {
     provider_names: HashMap<String, String>,
     /// When the next scheduled tariff version takes effect (Unix ms): reload then.
     pub next_tariff_change: Option<i64>,
+    /// Host names the upstream resolver may connect to on private addresses: those of
+    /// channels marked local, and of channels configured by whoever runs the process (the
+    /// seed's `*_BASE_URL` variables, the demo) rather than entered in the admin console.
+    pub trusted_hosts: HashSet<String>,
 }
 
 impl Snapshot {
@@ -459,6 +463,14 @@ pub async fn load_with(
     .await?;
     for r in rows {
         let api_key = channel_key(&r, keys, &env)?;
+        let is_local = r.try_get::<i64, _>("is_local")? != 0;
+        let entered = r.try_get::<Option<String>, _>("api_key_enc")?.is_some();
+        if is_local || !entered {
+            let base: String = r.try_get("base_url")?;
+            if let Ok((host, _)) = ssrf::check_literal(&base, true) {
+                snap.trusted_hosts.insert(host);
+            }
+        }
         if api_key.is_none() {
             continue;
         }
@@ -474,7 +486,7 @@ pub async fn load_with(
             api_key,
             priority: r.try_get("priority")?,
             weight: r.try_get("weight")?,
-            is_local: r.try_get::<i64, _>("is_local")? != 0,
+            is_local,
         };
         snap.channels
             .entry(ch.provider_id.clone())

@@ -256,13 +256,22 @@ async fn an_operator_adds_a_channel_model_and_tariff_and_requests_are_charged_at
         .await;
     assert_eq!(probe.status, 200, "{probe:?}");
     assert_eq!(probe.body["ok"], true, "{probe:?}");
-    let chans = op.post("admin/list_channels", &[]).await.body;
-    let ours = chans
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == channel_id)
-        .unwrap();
+    // Request-log rows are written in batches, off the request path.
+    let mut ours = serde_json::Value::Null;
+    for _ in 0..100 {
+        let chans = op.post("admin/list_channels", &[]).await.body;
+        ours = chans
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == channel_id)
+            .unwrap()
+            .clone();
+        if ours["requests_1h"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(ours["requests_1h"], 2, "{ours}");
     assert_eq!(ours["breaker"], "closed");
     let audit = op.post("admin/list_audit", &[]).await.body;

@@ -4,11 +4,11 @@
 //! (Ollama, vLLM, LM Studio, the demo's mock). The literal host is checked first, then every
 //! address the name resolves to ([`check`]).
 //!
-//! Where it runs: when a channel is saved (console and CLI, `catalog::channels`) and before
-//! every "Test" request (`weir-server`'s channel probe). Requests on the gateway path use the
-//! URL saved after that check and never follow redirects (`server/src/upstream.rs`); a DNS
-//! answer that changes to a private address after saving is caught at the next save or Test,
-//! not per request (see the README's operator section).
+//! Where it runs: when a channel is saved (console and CLI, `catalog::channels`), before every
+//! "Test" request (`weir-server`'s channel probe), and at connect time for every upstream
+//! request: the gateway's HTTP client resolves names through `GuardedResolver`
+//! (`server/src/upstream.rs`), which drops forbidden addresses unless the host belongs to a
+//! local (or deployer-configured) channel, and follows no redirects.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

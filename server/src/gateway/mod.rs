@@ -90,6 +90,8 @@ pub struct CatalogHandle {
     db: Db,
     /// Opens the channels' sealed upstream keys.
     keys: catalog::keys::KeyCipher,
+    /// The upstream resolver's trusted hosts, kept in step with the snapshot.
+    pub resolver: crate::upstream::GuardedResolver,
     snap: RwLock<Arc<Snapshot>>,
     epoch: std::sync::atomic::AtomicI64,
 }
@@ -101,9 +103,12 @@ impl CatalogHandle {
     ) -> Result<CatalogHandle, catalog::CatalogError> {
         let epoch = catalog::read_epoch(&db).await?;
         let snap = catalog::load_with(&db, Some(&keys), |k| std::env::var(k).ok()).await?;
+        let resolver = crate::upstream::GuardedResolver::default();
+        set_trusted(&resolver, &snap);
         Ok(CatalogHandle {
             db,
             keys,
+            resolver,
             snap: RwLock::new(Arc::new(snap)),
             epoch: std::sync::atomic::AtomicI64::new(epoch),
         })
@@ -130,12 +135,20 @@ impl CatalogHandle {
         }
         let snap =
             catalog::load_with(&self.db, Some(&self.keys), |k| std::env::var(k).ok()).await?;
+        set_trusted(&self.resolver, &snap);
         self.epoch.store(epoch, Ordering::SeqCst);
         match self.snap.write() {
             Ok(mut g) => *g = Arc::new(snap),
             Err(p) => *p.into_inner() = Arc::new(snap),
         }
         Ok(())
+    }
+}
+
+fn set_trusted(resolver: &crate::upstream::GuardedResolver, snap: &Snapshot) {
+    match resolver.trusted.write() {
+        Ok(mut g) => *g = snap.trusted_hosts.clone(),
+        Err(p) => *p.into_inner() = snap.trusted_hosts.clone(),
     }
 }
 
