@@ -17,6 +17,9 @@ use crate::{
 
 /// Sends the test request through channel `id`.
 pub async fn probe(gw: &Gateway, keys: &KeyCipher, id: i64) -> Result<ProbeOutcome, CatalogError> {
+    // A channel saved a moment ago: its host joins the resolver's trusted set (if local) now,
+    // not at the next poll.
+    gw.catalog.refresh(false).await?;
     let target = match catalog::channels::probe_target(&gw.db, keys, id).await {
         Ok(t) => t,
         Err(CatalogError::Invalid { message, .. }) => {
