@@ -95,6 +95,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/settings") view=SettingsPage/>
                     <Route path=path!("/admin") view=AdminPage/>
                     <Route path=path!("/admin/teams") view=AdminTeamsPage/>
+                    <Route path=path!("/admin/channels") view=AdminChannelsPage/>
+                    <Route path=path!("/admin/models") view=AdminModelsPage/>
+                    <Route path=path!("/admin/tariffs") view=AdminTariffsPage/>
+                    <Route path=path!("/admin/import") view=AdminImportPage/>
+                    <Route path=path!("/admin/audit") view=AdminAuditPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -3,7 +3,20 @@
 //! requested model name to its ordered candidate (model, channel) pairs without touching the
 //! database. The snapshot is rebuilt when the catalog epoch changes.
 
-use std::{collections::HashMap, sync::Arc};
+#[cfg(test)]
+mod admin_tests;
+pub mod audit;
+pub mod channels;
+pub mod import;
+pub mod keys;
+pub mod models;
+pub mod ssrf;
+pub mod tariffs;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use serde::Deserialize;
 use sqlx::Row;
@@ -170,18 +183,30 @@ pub struct Snapshot {
     by_upstream: HashMap<String, Vec<String>>,
     codenames: HashMap<String, Vec<String>>,
     channels: HashMap<String, Vec<Arc<Channel>>>,
+    /// Channels restricted to some models (`channel_model`); others serve all their
+    /// provider's models.
+    channel_models: HashMap<i64, HashSet<String>>,
     /// Tariffs that apply to one model on one channel only.
     channel_tariffs: HashMap<(String, i64), Tariff>,
     /// Provider id → display name.
     provider_names: HashMap<String, String>,
     /// When the next scheduled tariff version takes effect (Unix ms): reload then.
     pub next_tariff_change: Option<i64>,
+    /// Host names the upstream resolver may connect to on private addresses: those of
+    /// channels marked local, and of channels configured by whoever runs the process (the
+    /// seed's `*_BASE_URL` variables, the demo) rather than entered in the admin console.
+    pub trusted_hosts: HashSet<String>,
 }
 
 impl Snapshot {
     fn targets_of(&self, model: &Arc<Model>, out: &mut Vec<Target>) {
         if let Some(chs) = self.channels.get(&model.provider_id) {
-            out.extend(chs.iter().map(|c| {
+            let serves = |c: &&Arc<Channel>| {
+                self.channel_models
+                    .get(&c.id)
+                    .is_none_or(|ids| ids.contains(&model.id))
+            };
+            out.extend(chs.iter().filter(serves).map(|c| {
                 Target {
                     model: model.clone(),
                     channel: c.clone(),
@@ -286,6 +311,13 @@ impl Snapshot {
 pub enum CatalogError {
     #[error("invalid seed catalog: {0}")]
     Seed(String),
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0} not found")]
+    NotFound(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -296,9 +328,77 @@ impl From<sqlx::Error> for CatalogError {
     }
 }
 
-/// Loads the catalog; channel keys named by `key_env` are read through `env`. Channels whose
-/// key is missing are left out, as are disabled models and channels.
+impl CatalogError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> CatalogError {
+        CatalogError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// [`load_with`] without a key cipher: channels whose key is encrypted are left out.
 pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snapshot, CatalogError> {
+    load_with(db, None, env).await
+}
+
+/// Reads one `model` row (selected with [`MODEL_COLUMNS`]).
+fn model_from_row(r: &sqlx::any::AnyRow) -> Result<Model, sqlx::Error> {
+    let kind = match r.try_get::<String, _>("kind")?.as_str() {
+        "embedding" => ModelKind::Embedding,
+        _ => ModelKind::Chat,
+    };
+    let caps: String = r.try_get("capabilities")?;
+    let modalities: String = r.try_get("modalities")?;
+    Ok(Model {
+        modalities: serde_json::from_str(&modalities).unwrap_or_default(),
+        provider_id: r.try_get("provider_id")?,
+        upstream_model: r.try_get("upstream_model")?,
+        kind,
+        context_window: u32::try_from(r.try_get::<i64, _>("context_window")?).unwrap_or(0),
+        max_output_tokens: r
+            .try_get::<Option<i64>, _>("max_output_tokens")?
+            .and_then(|x| u32::try_from(x).ok()),
+        capabilities: serde_json::from_str(&caps).unwrap_or_default(),
+        tariff: None,
+        created_at: r.try_get("created_at")?,
+        id: r.try_get("id")?,
+    })
+}
+
+const MODEL_COLUMNS: &str = "id, provider_id, upstream_model, kind, context_window, max_output_tokens, capabilities, modalities, created_at";
+
+/// A channel's upstream key: sealed (`api_key_enc`, opened with `keys`), stored in clear
+/// (`api_key`: the seed's and the demo's), or named by `key_env`.
+fn channel_key(
+    r: &sqlx::any::AnyRow,
+    keys: Option<&keys::KeyCipher>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, sqlx::Error> {
+    if let Some(sealed) = r.try_get::<Option<String>, _>("api_key_enc")? {
+        let id: i64 = r.try_get("id")?;
+        return Ok(match keys.map(|k| k.open(&sealed)) {
+            Some(Ok(k)) => Some(k),
+            Some(Err(e)) => {
+                tracing::warn!(channel = id, "{e}; channel left out");
+                None
+            }
+            None => None,
+        });
+    }
+    let stored: Option<String> = r.try_get("api_key")?;
+    let key_env: Option<String> = r.try_get("key_env")?;
+    Ok(stored.or_else(|| key_env.as_deref().and_then(env)))
+}
+
+/// Loads the catalog; sealed channel keys are opened with `keys`, and keys named by `key_env`
+/// are read through `env`. Channels whose key is missing are left out, as are disabled models
+/// and channels.
+pub async fn load_with(
+    db: &Db,
+    keys: Option<&keys::KeyCipher>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Snapshot, CatalogError> {
     let now = now_ms();
     let mut tariffs: HashMap<String, Tariff> = HashMap::new();
     let mut channel_tariffs: HashMap<(String, i64), Tariff> = HashMap::new();
@@ -339,34 +439,15 @@ pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snaps
         next_tariff_change,
         ..Snapshot::default()
     };
-    let rows = sqlx::query(
-        "SELECT id, provider_id, upstream_model, kind, context_window, max_output_tokens, capabilities, modalities, created_at \
-         FROM model WHERE enabled = 1",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {MODEL_COLUMNS} FROM model WHERE enabled = 1"
+    ))
     .fetch_all(db.pool())
     .await?;
     for r in rows {
-        let id: String = r.try_get("id")?;
-        let kind = match r.try_get::<String, _>("kind")?.as_str() {
-            "embedding" => ModelKind::Embedding,
-            _ => ModelKind::Chat,
-        };
-        let caps: String = r.try_get("capabilities")?;
-        let modalities: String = r.try_get("modalities")?;
-        let model = Model {
-            modalities: serde_json::from_str(&modalities).unwrap_or_default(),
-            provider_id: r.try_get("provider_id")?,
-            upstream_model: r.try_get("upstream_model")?,
-            kind,
-            context_window: u32::try_from(r.try_get::<i64, _>("context_window")?).unwrap_or(0),
-            max_output_tokens: r
-                .try_get::<Option<i64>, _>("max_output_tokens")?
-                .and_then(|x| u32::try_from(x).ok()),
-            capabilities: serde_json::from_str(&caps).unwrap_or_default(),
-            tariff: tariffs.get(&id).copied(),
-            created_at: r.try_get("created_at")?,
-            id: id.clone(),
-        };
+        let mut model = model_from_row(&r)?;
+        model.tariff = tariffs.get(&model.id).copied();
+        let id = model.id.clone();
         snap.by_upstream
             .entry(model.upstream_model.clone())
             .or_default()
@@ -375,15 +456,21 @@ pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snaps
     }
 
     let rows = sqlx::query(
-        "SELECT c.id, c.provider_id, c.name, c.base_url, c.key_env, c.api_key, c.priority, c.weight, c.is_local, p.wire \
+        "SELECT c.id, c.provider_id, c.name, c.base_url, c.key_env, c.api_key, c.api_key_enc, c.priority, c.weight, c.is_local, p.wire \
          FROM channel c JOIN provider p ON p.id = c.provider_id WHERE c.enabled = 1 ORDER BY c.id",
     )
     .fetch_all(db.pool())
     .await?;
     for r in rows {
-        let key_env: Option<String> = r.try_get("key_env")?;
-        let stored: Option<String> = r.try_get("api_key")?;
-        let api_key = stored.or_else(|| key_env.as_deref().and_then(&env));
+        let api_key = channel_key(&r, keys, &env)?;
+        let is_local = r.try_get::<i64, _>("is_local")? != 0;
+        let entered = r.try_get::<Option<String>, _>("api_key_enc")?.is_some();
+        if is_local || !entered {
+            let base: String = r.try_get("base_url")?;
+            if let Ok((host, _)) = ssrf::check_literal(&base, true) {
+                snap.trusted_hosts.insert(host);
+            }
+        }
         if api_key.is_none() {
             continue;
         }
@@ -399,12 +486,22 @@ pub async fn load(db: &Db, env: impl Fn(&str) -> Option<String>) -> Result<Snaps
             api_key,
             priority: r.try_get("priority")?,
             weight: r.try_get("weight")?,
-            is_local: r.try_get::<i64, _>("is_local")? != 0,
+            is_local,
         };
         snap.channels
             .entry(ch.provider_id.clone())
             .or_default()
             .push(Arc::new(ch));
+    }
+
+    for r in sqlx::query("SELECT channel_id, model_id FROM channel_model")
+        .fetch_all(db.pool())
+        .await?
+    {
+        snap.channel_models
+            .entry(r.try_get("channel_id")?)
+            .or_default()
+            .insert(r.try_get("model_id")?);
     }
 
     for r in sqlx::query("SELECT id, name FROM provider")
@@ -558,20 +655,24 @@ pub async fn ensure_model(
     Ok(())
 }
 
-/// Inserts a codename and its models (in preference order) unless present.
+/// Inserts a codename and its models (in preference order) unless the codename is present.
 pub async fn ensure_codename(
     db: &Db,
     name: &str,
     description: &str,
     model_ids: &[impl AsRef<str>],
 ) -> Result<(), CatalogError> {
-    sqlx::query(
-        "INSERT INTO codename (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    // Only a new codename gets the models: an operator's edit of its list survives a re-seed.
+    let created: Option<String> = sqlx::query_scalar(
+        "INSERT INTO codename (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING name",
     )
     .bind(name)
     .bind(description)
-    .execute(db.write_pool())
+    .fetch_optional(db.write_pool())
     .await?;
+    if created.is_none() {
+        return Ok(());
+    }
     for (i, id) in model_ids.iter().enumerate() {
         sqlx::query(
             "INSERT INTO codename_model (codename, model_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -751,7 +852,7 @@ pub async fn seed(
         let modalities =
             serde_json::to_string(&m.modalities).map_err(|e| CatalogError::Seed(e.to_string()))?;
         if modalities != DEFAULT_MODALITIES {
-            sqlx::query("UPDATE model SET modalities = $1 WHERE id = $2 AND modalities = $3")
+            sqlx::query("UPDATE model SET modalities = $1 WHERE id = $2 AND modalities = $3 AND source <> 'operator'")
                 .bind(modalities)
                 .bind(&m.id)
                 .bind(DEFAULT_MODALITIES)

@@ -48,6 +48,14 @@ pub struct Config {
     pub topup_limits: weir_core::topup::Limits,
 }
 
+impl Config {
+    /// The cipher for upstream keys at rest, derived from the instance secret.
+    pub fn key_cipher(&self) -> weir_core::catalog::keys::KeyCipher {
+        weir_core::catalog::keys::KeyCipher::from_secret(self.secret.expose())
+    }
+}
+
+
 /// How Weir talks to Stripe.
 #[derive(Clone, Debug)]
 pub struct StripeConfig {

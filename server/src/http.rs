@@ -69,7 +69,23 @@ impl AppState {
                 }
             }
         });
+        let probe_gw = gateway.clone();
+        let health_gw = gateway.clone();
+        let keys = config.key_cipher();
+        let probe_keys = keys.clone();
+        let probe: weir_app::ssr::ChannelProbe = Arc::new(move |id| {
+            let gw = probe_gw.clone();
+            let keys = probe_keys.clone();
+            Box::pin(async move {
+                crate::gateway::probe::probe(&gw, &keys, id)
+                    .await
+                    .map_err(|e| weir_app::ssr::catalog_error("testing a channel", e))
+            })
+        });
         let console = ConsoleState {
+            keys,
+            probe,
+            health: Arc::new(move || health_gw.health.describe()),
             db: db.clone(),
             verifier: gateway.verifier.clone(),
             catalog: Arc::new(move || catalog_gw.catalog.current()),

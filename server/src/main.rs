@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_core::{
     auth::{self, Env},
-    billing,
+    billing, catalog,
     money::Micros,
     team, Db, PoolSettings,
 };
@@ -91,6 +91,164 @@ enum Command {
     Key {
         #[command(subcommand)]
         action: KeyAction,
+    },
+    /// Upstream channels (endpoints with their keys), as on /admin/channels.
+    Channel {
+        #[command(subcommand)]
+        action: ChannelAction,
+    },
+    /// Models, as on /admin/models.
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
+    /// Codenames (one name served by several models, in order).
+    Codename {
+        #[command(subcommand)]
+        action: CodenameAction,
+    },
+    /// Tariffs: upstream cost per line item plus markup, versioned.
+    Tariff {
+        #[command(subcommand)]
+        action: TariffAction,
+    },
+    /// The catalog as a whole.
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
+    /// Show the catalog audit log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChannelAction {
+    /// Add a channel. The key is sealed at rest; only its last four characters are shown.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The provider it belongs to (created with --kind when new).
+        #[arg(long)]
+        provider: String,
+        #[arg(long, value_parser = ["openai", "anthropic", "gemini", "cohere"])]
+        kind: String,
+        #[arg(long)]
+        base_url: String,
+        /// The upstream key (visible in the process list; prefer --key-stdin).
+        #[arg(long, conflicts_with = "key_stdin")]
+        key: Option<String>,
+        /// Read the upstream key from the first line of standard input.
+        #[arg(long)]
+        key_stdin: bool,
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        priority: i64,
+        #[arg(long, default_value_t = 1)]
+        weight: i64,
+        /// Add it disabled.
+        #[arg(long)]
+        disabled: bool,
+        /// Allow a private or loopback base URL (a model server on your own network).
+        #[arg(long)]
+        local: bool,
+        /// Only these models of the provider (comma-separated ids); default all.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+    },
+    /// List channels (keys as their last four characters).
+    List,
+    /// Disable a channel (by id or name): it is never tried.
+    Disable { channel: String },
+    /// Enable a channel (by id or name).
+    Enable { channel: String },
+}
+
+#[derive(Subcommand)]
+enum ModelAction {
+    /// Add a model of an existing provider.
+    Add {
+        /// The id clients ask for, e.g. acme/large.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        provider: String,
+        /// The name the upstream expects.
+        #[arg(long)]
+        upstream: String,
+        #[arg(long, value_parser = ["chat", "embedding"], default_value = "chat")]
+        kind: String,
+        #[arg(long)]
+        context_window: u32,
+        #[arg(long)]
+        max_output: Option<u32>,
+        /// Capabilities, comma-separated: tools, vision, reasoning, json_schema.
+        #[arg(long, value_delimiter = ',')]
+        capabilities: Vec<String>,
+        /// Input modalities, comma-separated (default text).
+        #[arg(long, value_delimiter = ',', default_value = "text")]
+        input_modalities: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "text")]
+        output_modalities: Vec<String>,
+    },
+    /// List every model, active or not.
+    List,
+    /// Serve a model again.
+    Activate { id: String },
+    /// Stop serving and listing a model (requests get 404).
+    Deactivate { id: String },
+}
+
+#[derive(Subcommand)]
+enum CodenameAction {
+    /// Create a codename or replace its models (in preference order).
+    Set {
+        name: String,
+        #[arg(required = true)]
+        models: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum TariffAction {
+    /// Add a tariff version: dollars per million tokens per line item, markup in basis points.
+    Set {
+        model: String,
+        #[arg(long)]
+        input: String,
+        #[arg(long)]
+        output: String,
+        #[arg(long)]
+        cached_input: Option<String>,
+        #[arg(long)]
+        cache_write: Option<String>,
+        #[arg(long)]
+        reasoning: Option<String>,
+        #[arg(long, default_value = "0")]
+        markup_bps: String,
+        /// Only on this channel (id or name).
+        #[arg(long)]
+        channel: Option<String>,
+        /// When it takes effect: a UTC time like 2026-12-24T09:00, RFC 3339, or now.
+        #[arg(long, default_value = "now")]
+        from: String,
+    },
+    /// Versions, newest first, with their state.
+    History { model: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum CatalogAction {
+    /// Import a price list in the schema of core/catalog/models.json: shows what would change;
+    /// writes it with --apply. Operator edits are never overwritten.
+    Import {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        apply: bool,
     },
 }
 
@@ -297,6 +455,61 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
                 anyhow::bail!("{} drift(s) found", drift.len());
             }
         }
+        Command::Channel { action } => channel_command(action, config, db).await?,
+        Command::Model { action } => model_command(action, db).await?,
+        Command::Codename { action } => match action {
+            CodenameAction::Set {
+                name,
+                models,
+                description,
+            } => {
+                catalog::models::set_codename(db, &cli_actor(), &name, &description, &models)
+                    .await?;
+                println!("codename {name} → {}", models.join(", "));
+            }
+            CodenameAction::List => {
+                for c in catalog::models::list_codenames(db).await? {
+                    println!("{}\t{}\t{}", c.name, c.models.join(","), c.description);
+                }
+            }
+        },
+        Command::Tariff { action } => tariff_command(action, db).await?,
+        Command::Catalog {
+            action: CatalogAction::Import { file, apply },
+        } => {
+            let json = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let plan = if apply {
+                catalog::import::apply(db, &cli_actor(), &json).await?
+            } else {
+                catalog::import::preview(db, &json).await?
+            };
+            for c in &plan.changes {
+                println!("{:<20} {:<40} {}", c.kind.as_str(), c.target, c.detail);
+            }
+            println!(
+                "{} change(s), {} unchanged{}",
+                plan.writes(),
+                plan.unchanged,
+                if apply || plan.writes() == 0 {
+                    ""
+                } else {
+                    "; nothing written (run again with --apply)"
+                }
+            );
+        }
+        Command::Audit { limit } => {
+            for a in catalog::audit::list(db, limit).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    fmt_time(a.created_at),
+                    a.actor,
+                    a.action,
+                    a.target,
+                    a.detail
+                );
+            }
+        }
         Command::Key { action } => match action {
             KeyAction::Create { team, env, name } => {
                 let env: Env = env.parse()?;
@@ -308,6 +521,256 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
                 println!("key {key_id} revoked");
             }
         },
+    }
+    Ok(())
+}
+
+/// Who the audit log names for a change made on the command line.
+fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+fn fmt_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+async fn channel_command(action: ChannelAction, config: &Config, db: &Db) -> anyhow::Result<()> {
+    match action {
+        ChannelAction::Add {
+            name,
+            provider,
+            kind,
+            base_url,
+            key,
+            key_stdin,
+            priority,
+            weight,
+            disabled,
+            local,
+            models,
+        } => {
+            let key = match (key, key_stdin) {
+                (Some(k), _) => k,
+                (None, true) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the key from standard input")?;
+                    line.trim().to_owned()
+                }
+                (None, false) => anyhow::bail!("give the upstream key with --key or --key-stdin"),
+            };
+            let input = catalog::channels::ChannelInput {
+                name,
+                provider_id: provider,
+                kind: catalog::Wire::parse(&kind),
+                base_url,
+                api_key: Some(key),
+                priority,
+                weight,
+                enabled: !disabled,
+                is_local: local,
+                models,
+            };
+            let id = catalog::channels::add(db, &config.key_cipher(), &cli_actor(), &input).await?;
+            println!("channel {} added (id {id})", input.name);
+        }
+        ChannelAction::List => {
+            println!("id\tname\tprovider\tkind\tbase_url\tkey\tprio\tweight\tstate\tmodels");
+            for c in catalog::channels::list(db).await? {
+                let key = if c.key_last4.is_empty() {
+                    c.key_source.clone()
+                } else {
+                    format!("{} …{}", c.key_source, c.key_last4)
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}{}\t{}",
+                    c.id,
+                    c.name,
+                    c.provider_id,
+                    c.wire,
+                    c.base_url,
+                    key,
+                    c.priority,
+                    c.weight,
+                    if c.enabled { "enabled" } else { "disabled" },
+                    if c.is_local { ",local" } else { "" },
+                    if c.models.is_empty() {
+                        "all".to_owned()
+                    } else {
+                        c.models.join(",")
+                    }
+                );
+            }
+        }
+        ChannelAction::Disable { channel } => {
+            let id = catalog::channels::resolve(db, &channel).await?;
+            catalog::channels::set_enabled(db, &cli_actor(), id, false).await?;
+            println!("channel {channel} disabled");
+        }
+        ChannelAction::Enable { channel } => {
+            let id = catalog::channels::resolve(db, &channel).await?;
+            catalog::channels::set_enabled(db, &cli_actor(), id, true).await?;
+            println!("channel {channel} enabled");
+        }
+    }
+    Ok(())
+}
+
+async fn model_command(action: ModelAction, db: &Db) -> anyhow::Result<()> {
+    match action {
+        ModelAction::Add {
+            id,
+            provider,
+            upstream,
+            kind,
+            context_window,
+            max_output,
+            capabilities,
+            input_modalities,
+            output_modalities,
+        } => {
+            let mut caps = catalog::Capabilities::default();
+            for c in &capabilities {
+                match c.trim() {
+                    "tools" => caps.tools = true,
+                    "vision" => caps.vision = true,
+                    "reasoning" => caps.reasoning = true,
+                    "json_schema" => caps.json_schema = true,
+                    "" => {}
+                    other => anyhow::bail!(
+                        "unknown capability {other:?} (tools, vision, reasoning, json_schema)"
+                    ),
+                }
+            }
+            let input = catalog::models::ModelInput {
+                id,
+                provider_id: provider,
+                upstream_model: upstream,
+                kind: if kind == "embedding" {
+                    catalog::ModelKind::Embedding
+                } else {
+                    catalog::ModelKind::Chat
+                },
+                context_window,
+                max_output_tokens: max_output,
+                capabilities: caps,
+                modalities: catalog::Modalities {
+                    input: input_modalities,
+                    output: output_modalities,
+                },
+            };
+            catalog::models::add(db, &cli_actor(), &input).await?;
+            println!("model {} added", input.id);
+        }
+        ModelAction::List => {
+            println!("id\tprovider\tupstream\tkind\tcontext\tmax_output\tstate\tsource");
+            for m in catalog::models::list(db).await? {
+                let i = &m.input;
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    i.id,
+                    i.provider_id,
+                    i.upstream_model,
+                    i.kind.as_str(),
+                    i.context_window,
+                    i.max_output_tokens.map_or("-".into(), |n| n.to_string()),
+                    if m.active { "active" } else { "inactive" },
+                    m.source
+                );
+            }
+        }
+        ModelAction::Activate { id } => {
+            catalog::models::set_active(db, &cli_actor(), &id, true).await?;
+            println!("model {id} active");
+        }
+        ModelAction::Deactivate { id } => {
+            catalog::models::set_active(db, &cli_actor(), &id, false).await?;
+            println!("model {id} inactive");
+        }
+    }
+    Ok(())
+}
+
+async fn tariff_command(action: TariffAction, db: &Db) -> anyhow::Result<()> {
+    use catalog::tariffs;
+    match action {
+        TariffAction::Set {
+            model,
+            input,
+            output,
+            cached_input,
+            cache_write,
+            reasoning,
+            markup_bps,
+            channel,
+            from,
+        } => {
+            let opt = |v: Option<String>| -> anyhow::Result<Option<weir_core::money::PerMillion>> {
+                tariffs::parse_optional_price(v.as_deref().unwrap_or(""))
+                    .map_err(anyhow::Error::msg)
+            };
+            let tariff = catalog::Tariff {
+                input: tariffs::parse_price(&input).map_err(|e| anyhow::anyhow!("--input: {e}"))?,
+                output: tariffs::parse_price(&output)
+                    .map_err(|e| anyhow::anyhow!("--output: {e}"))?,
+                cached_input: opt(cached_input)?,
+                cache_write: opt(cache_write)?,
+                reasoning: opt(reasoning)?,
+                markup_bps: tariffs::parse_markup_bps(&markup_bps)
+                    .map_err(|e| anyhow::anyhow!("--markup-bps: {e}"))?,
+            };
+            let channel_id = match channel {
+                Some(c) => Some(catalog::channels::resolve(db, &c).await?),
+                None => None,
+            };
+            let effective_from =
+                tariffs::parse_when(&from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+            let id = tariffs::set(
+                db,
+                &cli_actor(),
+                &tariffs::TariffInput {
+                    model_id: model.clone(),
+                    channel_id,
+                    tariff,
+                    effective_from,
+                },
+            )
+            .await?;
+            println!(
+                "tariff version {id} for {model}, from {}",
+                fmt_time(effective_from.unwrap_or_else(weir_core::db::now_ms))
+            );
+        }
+        TariffAction::History { model } => {
+            println!("id\tmodel\tchannel\tinput\tcached\tcache_write\toutput\treasoning\tmarkup_bps\tfrom\tstate\tsource");
+            let o = |p: Option<weir_core::money::PerMillion>| {
+                p.map_or("-".to_owned(), |p| Micros(p.0).to_string())
+            };
+            for v in tariffs::history(db, model.as_deref(), 500).await? {
+                let t = &v.tariff;
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    v.id,
+                    v.model_id,
+                    v.channel_name.as_deref().unwrap_or("all"),
+                    Micros(t.input.0),
+                    o(t.cached_input),
+                    o(t.cache_write),
+                    Micros(t.output.0),
+                    o(t.reasoning),
+                    t.markup_bps,
+                    fmt_time(v.effective_from),
+                    v.state.as_str(),
+                    v.source
+                );
+            }
+        }
     }
     Ok(())
 }

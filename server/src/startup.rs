@@ -108,9 +108,10 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
     seed_catalog(&db, |k| std::env::var(k).ok().filter(|v| !v.is_empty())).await?;
     let verifier = KeyVerifier::new(db.clone(), config.secret.expose());
     verifier.poll_epoch().await?;
-    let catalog = CatalogHandle::load(db.clone()).await?;
+    let catalog = CatalogHandle::load(db.clone(), config.key_cipher()).await?;
     let timeouts = config.timeouts.clone();
-    let http = upstream::client(&timeouts).context("building the HTTP client")?;
+    let http = upstream::client(&timeouts, catalog.resolver.clone())
+        .context("building the HTTP client")?;
     let (committer, committer_task) = weir_core::billing::Committer::spawn(db.clone());
     let gateway = Arc::new(Gateway {
         db: db.clone(),

@@ -42,9 +42,51 @@ pub const MAX_SSE_LINE: usize = 4 * 1024 * 1024;
 /// Largest non-streamed upstream body read.
 pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
+/// Name resolution for upstream calls with the SSRF guard applied at connect time: addresses
+/// a non-local channel may not reach (`weir_core::catalog::ssrf::is_forbidden`) are dropped
+/// from every answer, so a name that resolves, or later re-resolves, to a private or metadata
+/// address cannot be connected to, unless the host is one the catalog trusts (channels marked
+/// local, or configured by the deployer: see `Snapshot::trusted_hosts`). IP literals never
+/// reach a resolver; they are checked when the channel is saved.
+#[derive(Clone, Default)]
+pub struct GuardedResolver {
+    pub trusted: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_ascii_lowercase();
+        let trusted = self
+            .trusted
+            .read()
+            .map(|s| s.contains(&host))
+            .unwrap_or(false);
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let kept: Vec<std::net::SocketAddr> = if trusted {
+                addrs
+            } else {
+                addrs
+                    .into_iter()
+                    .filter(|a| !weir_core::catalog::ssrf::is_forbidden(a.ip()))
+                    .collect()
+            };
+            if kept.is_empty() {
+                tracing::warn!(host = %host, "upstream host resolves only to refused addresses");
+                return Err(
+                    "the upstream host resolves only to private or refused addresses".into(),
+                );
+            }
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Builds the shared HTTP client for upstream calls.
-pub fn client(t: &Timeouts) -> reqwest::Result<reqwest::Client> {
+pub fn client(t: &Timeouts, resolver: GuardedResolver) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(resolver))
         .connect_timeout(t.connect)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -477,6 +519,30 @@ fn memchr_last_newline(b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_resolver_refuses_private_answers_unless_the_host_is_trusted() {
+        use reqwest::dns::Resolve;
+        let r = GuardedResolver::default();
+        let name = || -> reqwest::dns::Name { "localhost".parse().unwrap() };
+        assert!(r.resolve(name()).await.is_err(), "localhost is loopback");
+        r.trusted.write().unwrap().insert("localhost".into());
+        let addrs: Vec<_> = r.resolve(name()).await.unwrap().collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+
+        // Through the client: a non-local name resolving to loopback is never connected to.
+        let mock = crate::mock::spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let port = mock.base_url().rsplit(':').next().unwrap().to_owned();
+        let guarded = client(&Timeouts::default(), GuardedResolver::default()).unwrap();
+        let url = format!("http://localhost:{port}/v1/models");
+        assert!(guarded.get(&url).send().await.is_err());
+        let trusted = GuardedResolver::default();
+        trusted.trusted.write().unwrap().insert("localhost".into());
+        let ok = client(&Timeouts::default(), trusted).unwrap();
+        assert!(ok.get(&url).send().await.is_ok());
+    }
 
     #[test]
     fn statuses_are_classified() {

@@ -12,7 +12,10 @@ mod not_found;
 mod settings;
 mod usage;
 
-pub use admin::{AdminPage, AdminTeamsPage};
+pub use admin::{
+    AdminAuditPage, AdminChannelsPage, AdminImportPage, AdminModelsPage, AdminPage,
+    AdminTariffsPage, AdminTeamsPage,
+};
 pub use auth::{LogInPage, LogOutPage, SignUpPage};
 pub use billing::BillingPage;
 pub use dashboard::DashboardPage;

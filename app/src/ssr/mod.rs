@@ -23,6 +23,24 @@ use crate::error::AppError;
 /// The live catalog, as the gateway sees it (swapped whole when the catalog changes).
 pub type CatalogView = Arc<dyn Fn() -> Arc<Snapshot> + Send + Sync>;
 
+/// Sends a one-token "Test" request through a channel (by id) with the gateway's upstream
+/// client, and says how it went; provided by the server, which owns the wire formats.
+pub type ChannelProbe = Arc<
+    dyn Fn(
+            i64,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = Result<crate::server_fns::admin::ProbeOutcome, AppError>,
+                    > + Send,
+            >,
+        > + Send
+        + Sync,
+>;
+
+/// This replica's circuit-breaker state per channel id (`closed`, `open`, ...).
+pub type HealthView = Arc<dyn Fn() -> std::collections::HashMap<i64, String> + Send + Sync>;
+
 /// Everything the console's server functions need, provided through Leptos context by the
 /// server (`server/src/http.rs`). Cheap to clone.
 #[derive(Clone)]
@@ -35,6 +53,10 @@ pub struct ConsoleState {
     /// Who becomes the operator at sign-up (`WEIR_ADMIN_EMAIL`); else the first account.
     pub admin_email: Option<String>,
     pub limiter: Arc<LoginLimiter>,
+    /// Seals upstream keys entered on the admin pages (from the instance secret).
+    pub keys: weir_core::catalog::keys::KeyCipher,
+    pub probe: ChannelProbe,
+    pub health: HealthView,
     pub topups: TopupSettings,
 }
 
@@ -72,6 +94,16 @@ pub fn state() -> Result<ConsoleState, AppError> {
 pub fn internal(what: &str, e: impl std::fmt::Display) -> AppError {
     tracing::error!(error = %e, "{what}");
     AppError::Internal
+}
+
+/// Maps a catalog edit's error: a field's problem beside that field, the rest logged.
+pub fn catalog_error(what: &str, e: weir_core::catalog::CatalogError) -> AppError {
+    use weir_core::catalog::CatalogError;
+    match e {
+        CatalogError::Invalid { field, message } => AppError::field(field, message),
+        CatalogError::NotFound(_) => AppError::NotFound,
+        e => internal(what, e),
+    }
 }
 
 /// Answers a server function's error with its HTTP status, so that scripts and tests see

@@ -370,6 +370,48 @@ impl ChannelHealth {
         }
     }
 
+    /// Each channel's state as this replica sees it, in words, for the admin console:
+    /// channels not listed are healthy (every breaker closed).
+    pub fn describe(&self) -> HashMap<i64, String> {
+        let now = Instant::now();
+        let states = self.lock();
+        let mut out: HashMap<i64, String> = HashMap::new();
+        for (id, ch) in &states.channels {
+            if ch.disabled {
+                out.insert(*id, "disabled: credentials refused".to_owned());
+            } else if let Some(until) = ch.rate_limited_until.filter(|u| *u > now) {
+                let secs = (until - now).as_secs().max(1);
+                out.insert(*id, format!("rate-limited for {secs} s more"));
+            }
+        }
+        for (id, models) in &states.breakers {
+            if out.contains_key(id) {
+                continue;
+            }
+            let mut parts: Vec<String> = models
+                .iter()
+                .filter_map(|(model, b)| match b.state(now) {
+                    BreakerState::Closed if b.consecutive_failures == 0 => None,
+                    BreakerState::Closed => Some(format!(
+                        "{model}: closed ({} recent failures)",
+                        b.consecutive_failures
+                    )),
+                    BreakerState::Open => Some(format!(
+                        "{model}: open for {} s more ({} failures)",
+                        b.open_until.map_or(0, |u| (u - now).as_secs().max(1)),
+                        b.consecutive_failures
+                    )),
+                    BreakerState::HalfOpen => Some(format!("{model}: half-open (probing)")),
+                })
+                .collect();
+            if !parts.is_empty() {
+                parts.sort();
+                out.insert(*id, parts.join("; "));
+            }
+        }
+        out
+    }
+
     /// Every breaker that has seen a failure, for the operator.
     pub fn breakers(&self) -> Vec<BreakerView> {
         let now = Instant::now();

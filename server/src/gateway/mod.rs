@@ -6,6 +6,7 @@ mod finish;
 pub mod health;
 mod models;
 mod pipeline;
+pub mod probe;
 mod responses;
 
 use std::sync::{Arc, RwLock};
@@ -87,16 +88,27 @@ pub fn spawn_reaper(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
 /// The current catalog snapshot, swapped whole when the catalog changes.
 pub struct CatalogHandle {
     db: Db,
+    /// Opens the channels' sealed upstream keys.
+    keys: catalog::keys::KeyCipher,
+    /// The upstream resolver's trusted hosts, kept in step with the snapshot.
+    pub resolver: crate::upstream::GuardedResolver,
     snap: RwLock<Arc<Snapshot>>,
     epoch: std::sync::atomic::AtomicI64,
 }
 
 impl CatalogHandle {
-    pub async fn load(db: Db) -> Result<CatalogHandle, catalog::CatalogError> {
+    pub async fn load(
+        db: Db,
+        keys: catalog::keys::KeyCipher,
+    ) -> Result<CatalogHandle, catalog::CatalogError> {
         let epoch = catalog::read_epoch(&db).await?;
-        let snap = catalog::load(&db, |k| std::env::var(k).ok()).await?;
+        let snap = catalog::load_with(&db, Some(&keys), |k| std::env::var(k).ok()).await?;
+        let resolver = crate::upstream::GuardedResolver::default();
+        set_trusted(&resolver, &snap);
         Ok(CatalogHandle {
             db,
+            keys,
+            resolver,
             snap: RwLock::new(Arc::new(snap)),
             epoch: std::sync::atomic::AtomicI64::new(epoch),
         })
@@ -121,13 +133,22 @@ impl CatalogHandle {
         if !force && !price_change_due && epoch == self.epoch.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let snap = catalog::load(&self.db, |k| std::env::var(k).ok()).await?;
+        let snap =
+            catalog::load_with(&self.db, Some(&self.keys), |k| std::env::var(k).ok()).await?;
+        set_trusted(&self.resolver, &snap);
         self.epoch.store(epoch, Ordering::SeqCst);
         match self.snap.write() {
             Ok(mut g) => *g = Arc::new(snap),
             Err(p) => *p.into_inner() = Arc::new(snap),
         }
         Ok(())
+    }
+}
+
+fn set_trusted(resolver: &crate::upstream::GuardedResolver, snap: &Snapshot) {
+    match resolver.trusted.write() {
+        Ok(mut g) => *g = snap.trusted_hosts.clone(),
+        Err(p) => *p.into_inner() = snap.trusted_hosts.clone(),
     }
 }
 

@@ -1,6 +1,18 @@
-//! `/admin` and `/admin/teams`: the operator's area. Anyone else gets the not-found page,
+//! `/admin` and its pages (teams, channels, models, tariffs, import, audit): the operator's area. Anyone else gets the not-found page,
 //! rendered by these same routes on the server (with status 404, set by the guard) and in the
 //! browser, so that hydration sees the same page on both sides.
+
+mod audit;
+mod channels;
+mod import;
+mod models;
+mod tariffs;
+
+pub use audit::AdminAuditPage;
+pub use channels::AdminChannelsPage;
+pub use import::AdminImportPage;
+pub use models::AdminModelsPage;
+pub use tariffs::AdminTariffsPage;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -39,9 +51,14 @@ fn AdminHome() -> impl IntoView {
     view! {
         <Title text="Admin · Weir"/>
         <section class="container section">
-            <PageHeader title="Admin" lead="Operate this Weir: teams and their balances. Providers, channels and prices come next."/>
+            <PageHeader title="Admin" lead="Operate this Weir: teams and their balances, upstream channels, models, prices, and the log of every catalog change."/>
             <ul class="plain">
                 <li><a href="/admin/teams">"Teams →"</a></li>
+                <li><a href="/admin/channels">"Channels and their health →"</a></li>
+                <li><a href="/admin/models">"Models and codenames →"</a></li>
+                <li><a href="/admin/tariffs">"Tariffs →"</a></li>
+                <li><a href="/admin/import">"Import a price list →"</a></li>
+                <li><a href="/admin/audit">"Audit log →"</a></li>
             </ul>
         </section>
     }
