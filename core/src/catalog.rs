@@ -569,6 +569,21 @@ pub struct ModelSpec<'a> {
     pub capabilities: Capabilities,
 }
 
+/// Sets a seeded model's modalities. Only a row still at the column default changes: an
+/// operator's edit survives a re-seed.
+pub async fn seed_modalities(db: &Db, id: &str, m: &Modalities) -> Result<(), CatalogError> {
+    let modalities = serde_json::to_string(m).map_err(|e| CatalogError::Seed(e.to_string()))?;
+    if modalities != DEFAULT_MODALITIES {
+        sqlx::query("UPDATE model SET modalities = $1 WHERE id = $2 AND modalities = $3 AND source <> 'operator'")
+            .bind(modalities)
+            .bind(id)
+            .bind(DEFAULT_MODALITIES)
+            .execute(db.write_pool())
+            .await?;
+    }
+    Ok(())
+}
+
 /// Inserts a provider unless one with that id exists (operator edits win).
 pub async fn ensure_provider(db: &Db, p: &ProviderSpec<'_>) -> Result<(), CatalogError> {
     sqlx::query(
@@ -848,17 +863,7 @@ pub async fn seed(
             Some(tariff),
         )
         .await?;
-        // Only a row still at the column default: an operator's edit survives a re-seed.
-        let modalities =
-            serde_json::to_string(&m.modalities).map_err(|e| CatalogError::Seed(e.to_string()))?;
-        if modalities != DEFAULT_MODALITIES {
-            sqlx::query("UPDATE model SET modalities = $1 WHERE id = $2 AND modalities = $3 AND source <> 'operator'")
-                .bind(modalities)
-                .bind(&m.id)
-                .bind(DEFAULT_MODALITIES)
-                .execute(db.write_pool())
-                .await?;
-        }
+        seed_modalities(db, &m.id, &m.modalities).await?;
     }
     for c in &file.codenames {
         ensure_codename(db, &c.codename, &c.description, &c.models).await?;

@@ -55,7 +55,6 @@ impl Config {
     }
 }
 
-
 /// How Weir talks to Stripe.
 #[derive(Clone, Debug)]
 pub struct StripeConfig {

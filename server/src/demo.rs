@@ -190,6 +190,13 @@ pub async fn install_catalog(db: &Db, mock_base: &str) -> anyhow::Result<()> {
             Some(tariff(m.kind)),
         )
         .await?;
+        if m.kind == ModelKind::Embedding {
+            let modalities = catalog::Modalities {
+                input: vec!["text".into()],
+                output: vec!["embedding".into()],
+            };
+            catalog::seed_modalities(db, m.id, &modalities).await?;
+        }
     }
     catalog::ensure_codename(
         db,
