@@ -93,6 +93,23 @@ pub struct Tariff {
     pub markup_bps: i64,
 }
 
+impl Tariff {
+    /// A `tariff` row's prices, read by column name.
+    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Tariff, sqlx::Error> {
+        let opt = |k: &str| -> Result<Option<PerMillion>, sqlx::Error> {
+            Ok(r.try_get::<Option<i64>, _>(k)?.map(PerMillion))
+        };
+        Ok(Tariff {
+            input: PerMillion(r.try_get("input")?),
+            cached_input: opt("cached_input")?,
+            cache_write: opt("cache_write")?,
+            output: PerMillion(r.try_get("output")?),
+            reasoning: opt("reasoning")?,
+            markup_bps: r.try_get("markup_bps")?,
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Capabilities {
     #[serde(default)]
@@ -410,17 +427,7 @@ pub async fn load_with(
     .fetch_all(db.pool())
     .await?;
     for r in rows {
-        let opt = |k: &str| -> Result<Option<PerMillion>, sqlx::Error> {
-            Ok(r.try_get::<Option<i64>, _>(k)?.map(PerMillion))
-        };
-        let tariff = Tariff {
-            input: PerMillion(r.try_get("input")?),
-            cached_input: opt("cached_input")?,
-            cache_write: opt("cache_write")?,
-            output: PerMillion(r.try_get("output")?),
-            reasoning: opt("reasoning")?,
-            markup_bps: r.try_get("markup_bps")?,
-        };
+        let tariff = Tariff::from_row(&r)?;
         // Rows come oldest first, so the last insert per key is the tariff in force.
         let model_id: String = r.try_get("model_id")?;
         match r.try_get::<Option<i64>, _>("channel_id")? {

@@ -194,17 +194,7 @@ async fn plan_actions(db: &Db, json: &str) -> Result<(ImportPlan, Vec<Action>), 
     .fetch_all(db.pool())
     .await?
     {
-        let opt = |k: &str| -> Result<Option<PerMillion>, sqlx::Error> {
-            Ok(r.try_get::<Option<i64>, _>(k)?.map(PerMillion))
-        };
-        let t = Tariff {
-            input: PerMillion(r.try_get("input")?),
-            cached_input: opt("cached_input")?,
-            cache_write: opt("cache_write")?,
-            output: PerMillion(r.try_get("output")?),
-            reasoning: opt("reasoning")?,
-            markup_bps: r.try_get("markup_bps")?,
-        };
+        let t = Tariff::from_row(&r)?;
         in_force.insert(r.try_get("model_id")?, (t, r.try_get("source")?));
     }
 

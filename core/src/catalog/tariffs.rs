@@ -244,9 +244,6 @@ pub async fn history(
     let mut seen_in_force: std::collections::HashSet<(String, Option<i64>)> = Default::default();
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let opt = |k: &str| -> Result<Option<PerMillion>, sqlx::Error> {
-            Ok(r.try_get::<Option<i64>, _>(k)?.map(PerMillion))
-        };
         let model_id: String = r.try_get("model_id")?;
         let channel_id: Option<i64> = r.try_get("channel_id")?;
         let effective_from: i64 = r.try_get("effective_from")?;
@@ -262,14 +259,7 @@ pub async fn history(
             model_id,
             channel_id,
             channel_name: r.try_get("channel_name")?,
-            tariff: Tariff {
-                input: PerMillion(r.try_get("input")?),
-                cached_input: opt("cached_input")?,
-                cache_write: opt("cache_write")?,
-                output: PerMillion(r.try_get("output")?),
-                reasoning: opt("reasoning")?,
-                markup_bps: r.try_get("markup_bps")?,
-            },
+            tariff: Tariff::from_row(&r)?,
             effective_from,
             source: r.try_get("source")?,
             state,

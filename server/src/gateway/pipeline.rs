@@ -441,14 +441,7 @@ async fn chat_attempts(
     let prompt_estimate = tokens::estimate_prompt(&req);
     reserve(gw, fin, &plan, prompt_estimate, req.max_output_tokens).await?;
     let mut last: Option<GatewayError> = None;
-    let mut attempts = Attempts::new(gw);
-    for target in plan {
-        if !attempts.next(&target) {
-            if attempts.done() {
-                break;
-            }
-            continue;
-        }
+    for target in Attempts::new(gw).admitted(plan) {
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
         fin.target_model = Some(target.model.clone());
@@ -515,7 +508,21 @@ impl<'g> Attempts<'g> {
         }
     }
 
-    /// Whether to try `target` now; when not, [`done`](Self::done) says whether to stop.
+    /// The planned candidates this request tries, in order.
+    fn admitted(mut self, plan: Vec<Target>) -> impl Iterator<Item = Target> + 'g {
+        let mut plan = plan.into_iter();
+        std::iter::from_fn(move || loop {
+            if self.done() {
+                return None;
+            }
+            let target = plan.next()?;
+            if self.next(&target) {
+                return Some(target);
+            }
+        })
+    }
+
+    /// Whether to try `target` now.
     fn next(&mut self, target: &Target) -> bool {
         if self.done() || !self.gw.health.admit(target) {
             return false;
@@ -1065,14 +1072,7 @@ async fn embeddings_attempts(
     };
     reserve(gw, fin, &plan, estimate, Some(0)).await?;
     let mut last = None;
-    let mut attempts = Attempts::new(gw);
-    for target in plan {
-        if !attempts.next(&target) {
-            if attempts.done() {
-                break;
-            }
-            continue;
-        }
+    for target in Attempts::new(gw).admitted(plan) {
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
         fin.target_model = Some(target.model.clone());
