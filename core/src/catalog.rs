@@ -223,16 +223,20 @@ impl Snapshot {
                     .get(&c.id)
                     .is_none_or(|ids| ids.contains(&model.id))
             };
-            out.extend(chs.iter().filter(serves).map(|c| {
-                Target {
+            // A model is sold only at a price: without a tariff in force (none set yet, or
+            // a snapshot read between a model's insert and its tariff's) it is not served,
+            // rather than served free.
+            out.extend(chs.iter().filter(serves).filter_map(|c| {
+                let tariff = self
+                    .channel_tariffs
+                    .get(&(model.id.clone(), c.id))
+                    .copied()
+                    .or(model.tariff)?;
+                Some(Target {
                     model: model.clone(),
                     channel: c.clone(),
-                    tariff: self
-                        .channel_tariffs
-                        .get(&(model.id.clone(), c.id))
-                        .copied()
-                        .or(model.tariff),
-                }
+                    tariff: Some(tariff),
+                })
             }));
         }
     }
@@ -260,16 +264,12 @@ impl Snapshot {
         (!out.is_empty()).then_some(out)
     }
 
-    /// Models that some channel can serve, sorted by id.
+    /// Models that some channel can serve at a price, sorted by id.
     pub fn available_models(&self) -> Vec<Arc<Model>> {
         let mut v: Vec<_> = self
             .models
             .values()
-            .filter(|m| {
-                self.channels
-                    .get(&m.provider_id)
-                    .is_some_and(|c| !c.is_empty())
-            })
+            .filter(|m| self.resolve(&m.id, m.kind).is_some())
             .cloned()
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));

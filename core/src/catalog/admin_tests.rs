@@ -46,6 +46,23 @@ fn model(id: &str) -> ModelInput {
     }
 }
 
+/// Adds `id` with a price in force: a model is sold (resolved) only at a price.
+async fn add_priced(db: &crate::db::Db, id: &str) {
+    models::add(db, "cli", &model(id)).await.unwrap();
+    tariffs::set(
+        db,
+        "cli",
+        &TariffInput {
+            model_id: id.into(),
+            channel_id: None,
+            tariff: price(1_000_000, 2_000_000, 0),
+            effective_from: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
 fn price(input: i64, output: i64, markup_bps: i64) -> Tariff {
     Tariff {
         input: PerMillion(input),
@@ -73,9 +90,7 @@ async fn channel_keys_are_sealed_at_rest_and_opened_by_the_loader() {
         read_epoch(db).await.unwrap() > epoch0,
         "the change bumps the epoch"
     );
-    models::add(db, "user:1", &model("acme/echo"))
-        .await
-        .unwrap();
+    add_priced(db, "acme/echo").await;
 
     let listed = channels::list(db).await.unwrap();
     let c = listed.iter().find(|c| c.id == id).unwrap();
@@ -119,10 +134,10 @@ async fn channel_keys_are_sealed_at_rest_and_opened_by_the_loader() {
 
     // Audit rows say who and what, never the key.
     let audit = audit::list(db, 10).await.unwrap();
-    assert_eq!(audit[0].action, "model.add");
-    assert_eq!(audit[1].action, "channel.add");
-    assert_eq!(audit[1].actor, "user:1");
-    assert!(audit[1].detail.contains("…9f3k"));
+    let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions[1..3], ["model.add", "channel.add"], "{actions:?}");
+    assert_eq!(audit[2].actor, "user:1");
+    assert!(audit[2].detail.contains("…9f3k"));
     assert!(audit.iter().all(|a| !a.detail.contains(KEY)));
 
     // Updating without a key keeps it; a new key replaces it.
@@ -214,8 +229,8 @@ async fn channel_edits_are_validated_and_disabling_takes_the_channel_out() {
     )
     .await
     .unwrap();
-    models::add(db, "cli", &model("acme/m1")).await.unwrap();
-    models::add(db, "cli", &model("acme/m2")).await.unwrap();
+    add_priced(db, "acme/m1").await;
+    add_priced(db, "acme/m2").await;
     let dup = channels::add(
         db,
         &keys,
@@ -436,7 +451,7 @@ async fn models_codenames_and_tariff_versions() {
         Err(CatalogError::NotFound(_))
     ));
 
-    models::add(db, "cli", &model("acme/m2")).await.unwrap();
+    add_priced(db, "acme/m2").await;
     models::set_codename(
         db,
         "cli",

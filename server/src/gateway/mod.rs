@@ -94,6 +94,9 @@ pub struct CatalogHandle {
     pub resolver: crate::upstream::GuardedResolver,
     snap: RwLock<Arc<Snapshot>>,
     epoch: std::sync::atomic::AtomicI64,
+    /// One reload at a time, so a slow load begun before a change cannot land after (and
+    /// over) a load that saw it.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl CatalogHandle {
@@ -111,6 +114,7 @@ impl CatalogHandle {
             resolver,
             snap: RwLock::new(Arc::new(snap)),
             epoch: std::sync::atomic::AtomicI64::new(epoch),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -125,6 +129,7 @@ impl CatalogHandle {
     /// always with `force`.
     pub async fn refresh(&self, force: bool) -> Result<(), catalog::CatalogError> {
         use std::sync::atomic::Ordering;
+        let _one_at_a_time = self.reloading.lock().await;
         let epoch = catalog::read_epoch(&self.db).await?;
         let price_change_due = self
             .current()
