@@ -98,6 +98,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 tariff,
                 ttl: Duration::from_secs(2400),
                 prompt_estimate: 9,
+                caps: 0,
             })
             .await?;
         reserve_us.push(t.elapsed().as_micros());

@@ -188,8 +188,8 @@ pub struct Target {
     pub model: Arc<Model>,
     pub channel: Arc<Channel>,
     /// The tariff in force for this model on this channel: the channel's own when it has
-    /// one, else the model's.
-    pub tariff: Option<Tariff>,
+    /// one, else the model's. Not optional: a model without a price is never a target.
+    pub tariff: Tariff,
 }
 
 /// An immutable view of the catalog, cheap to share.
@@ -235,7 +235,7 @@ impl Snapshot {
                 Some(Target {
                     model: model.clone(),
                     channel: c.clone(),
-                    tariff: Some(tariff),
+                    tariff,
                 })
             }));
         }
@@ -974,7 +974,7 @@ mod tests {
         .await
         .unwrap();
         let got = snap.resolve("openai/gpt-4o-mini", ModelKind::Chat).unwrap();
-        assert_eq!(got[0].tariff, Some(special));
+        assert_eq!(got[0].tariff, special);
         assert!(
             snap.next_tariff_change.is_some(),
             "the future version is scheduled"

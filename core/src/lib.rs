@@ -12,6 +12,7 @@ pub mod account;
 pub mod auth;
 pub mod billing;
 pub mod catalog;
+pub mod limits;
 pub mod metering;
 pub mod money;
 pub mod responses;

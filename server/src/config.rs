@@ -46,9 +46,24 @@ pub struct Config {
     pub stripe: Option<StripeConfig>,
     /// The bounds of a top-up (`WEIR_TOPUP_MIN`, `WEIR_TOPUP_MAX`, dollars; $5 and $10,000).
     pub topup_limits: weir_core::topup::Limits,
+    /// Where rate limits are counted: `redis://…` to share them between replicas
+    /// (`REDIS_URL`); without it, in this process.
+    pub redis_url: Option<String>,
+    /// What a Redis limiter does while Redis is unreachable (`WEIR_LIMITS_FAIL`: `open`, the
+    /// default, admits as if unlimited; `closed` refuses with 503).
+    pub limits_fail: crate::limits::FailMode,
 }
 
 impl Config {
+    /// The rate limiter this configuration asks for.
+    pub fn limiter(&self) -> anyhow::Result<crate::limits::Limiter> {
+        match &self.redis_url {
+            None => Ok(crate::limits::Limiter::in_process()),
+            Some(url) => crate::limits::Limiter::redis(url, self.limits_fail)
+                .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}")),
+        }
+    }
+
     /// The cipher for upstream keys at rest, derived from the instance secret.
     pub fn key_cipher(&self) -> weir_core::catalog::keys::KeyCipher {
         weir_core::catalog::keys::KeyCipher::from_secret(self.secret.expose())
@@ -271,7 +286,15 @@ impl Config {
             topup_limits.min <= topup_limits.max,
             "WEIR_TOPUP_MIN must not exceed WEIR_TOPUP_MAX"
         );
+        let redis_url = var("REDIS_URL").filter(|u| !u.trim().is_empty());
+        let limits_fail = match var("WEIR_LIMITS_FAIL").as_deref().map(str::trim) {
+            None | Some("open") => crate::limits::FailMode::Open,
+            Some("closed") => crate::limits::FailMode::Closed,
+            Some(other) => anyhow::bail!("WEIR_LIMITS_FAIL must be open or closed, not {other:?}"),
+        };
         Ok(Config {
+            redis_url,
+            limits_fail,
             stripe,
             topup_limits,
             public_url,

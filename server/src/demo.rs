@@ -22,6 +22,8 @@ pub const DEMO_CREDIT: Micros = Micros(100_000_000);
 pub struct Demo {
     /// The demo team's API key (full text).
     pub key: String,
+    /// A second key of the team, limited to [`LIMITED_RPM`] requests per minute.
+    pub limited_key: String,
 }
 
 struct DemoModel {
@@ -211,6 +213,39 @@ pub async fn install_catalog(db: &Db, mock_base: &str) -> anyhow::Result<()> {
 /// Makes sure the demo team exists and has a working key: the one kept in
 /// `data_dir/demo-key` when it still verifies, else a new one (written there).
 pub async fn ensure_key(db: &Db, data_dir: &Path, pepper: &[u8]) -> anyhow::Result<String> {
+    ensure_named_key(db, data_dir, pepper, "demo-key", "demo").await
+}
+
+/// Requests per minute of the demo's rate-limited key.
+pub const LIMITED_RPM: u32 = 5;
+
+/// The demo's second key, limited to [`LIMITED_RPM`] requests per minute, so that a new user
+/// can see a 429 and its headers.
+pub async fn ensure_limited_key(db: &Db, data_dir: &Path, pepper: &[u8]) -> anyhow::Result<String> {
+    let name = format!("demo, {LIMITED_RPM} requests/minute");
+    let key = ensure_named_key(db, data_dir, pepper, "demo-key-limited", &name).await?;
+    let parsed = auth::ParsedKey::parse(&key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let id = weir_core::limits::key_row_id(db, parsed.key_id)
+        .await?
+        .context("the limited demo key has no row")?;
+    let (rules, _) = weir_core::limits::get(db, weir_core::limits::Scope::Key, id).await?;
+    if rules.rpm != Some(LIMITED_RPM) {
+        let rules = weir_core::limits::Rules {
+            rpm: Some(LIMITED_RPM),
+            ..rules
+        };
+        weir_core::limits::set(db, weir_core::limits::Scope::Key, id, &rules).await?;
+    }
+    Ok(key)
+}
+
+async fn ensure_named_key(
+    db: &Db,
+    data_dir: &Path,
+    pepper: &[u8],
+    file: &str,
+    name: &str,
+) -> anyhow::Result<String> {
     let team = match team::find_by_name(db, TEAM).await? {
         Some(t) => t,
         None => team::create(db, TEAM).await?,
@@ -220,7 +255,7 @@ pub async fn ensure_key(db: &Db, data_dir: &Path, pepper: &[u8]) -> anyhow::Resu
         Ok(_) | Err(billing::BillingError::Duplicate(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    let path = data_dir.join("demo-key");
+    let path = data_dir.join(file);
     if let Ok(text) = std::fs::read_to_string(&path) {
         let key = text.trim().to_owned();
         if KeyVerifier::new(db.clone(), pepper)
@@ -231,7 +266,7 @@ pub async fn ensure_key(db: &Db, data_dir: &Path, pepper: &[u8]) -> anyhow::Resu
             return Ok(key);
         }
     }
-    let key = auth::create_key(db, TEAM, Env::Dev, "demo").await?;
+    let key = auth::create_key(db, TEAM, Env::Dev, name).await?;
     std::fs::create_dir_all(data_dir).context("creating the data directory")?;
     std::fs::write(&path, &key.full).with_context(|| format!("writing {}", path.display()))?;
     Ok(key.full)
@@ -279,5 +314,6 @@ pub async fn install(
 ) -> anyhow::Result<Demo> {
     install_catalog(db, mock_base).await?;
     let key = ensure_key(db, data_dir, pepper).await?;
-    Ok(Demo { key })
+    let limited_key = ensure_limited_key(db, data_dir, pepper).await?;
+    Ok(Demo { key, limited_key })
 }

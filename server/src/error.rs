@@ -249,7 +249,7 @@ impl GatewayError {
                 | ErrorKind::Authentication
                 | ErrorKind::PermissionDenied
                 | ErrorKind::NotFound
-        );
+        ) || self.code == Some("spend_cap_reached");
         if no_retry {
             h.insert("x-should-retry", HeaderValue::from_static("false"));
         }

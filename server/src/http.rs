@@ -172,7 +172,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining");
     }
     match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        // Limits failing open or closed still serve (closed refuses limited keys with 503):
+        // the detail says so, the status stays ready.
+        Ok(Ok(())) => match state.gateway.limiter.health() {
+            Ok(()) => (StatusCode::OK, "ready"),
+            Err(_) => (
+                StatusCode::OK,
+                "ready; rate limits degraded: Redis unreachable",
+            ),
+        },
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod http;
+pub mod limits;
 pub mod mock;
 pub mod startup;
 pub mod stripe;

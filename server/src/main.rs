@@ -268,6 +268,141 @@ enum TeamAction {
     Activate { name: String },
     /// Show a team's balance and held amount.
     Balance { name: String },
+    /// Show or change a team's limits (applied to every key of the team, with the key's own).
+    Limit {
+        name: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+/// Limits to change; each option left out stays as it is, `none` removes one.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Requests per minute.
+    #[arg(long)]
+    rpm: Option<String>,
+    /// Tokens per minute (prompt estimate + max_tokens at admission, corrected at the end).
+    #[arg(long)]
+    tpm: Option<String>,
+    /// Requests in flight at once.
+    #[arg(long)]
+    concurrency: Option<String>,
+    /// Allowed models: comma-separated ids, codenames or patterns (`openai/*`).
+    #[arg(long)]
+    models: Option<String>,
+    /// Spend cap per UTC day, in dollars.
+    #[arg(long)]
+    daily: Option<String>,
+    /// Spend cap per calendar month (UTC), in dollars.
+    #[arg(long)]
+    monthly: Option<String>,
+    /// Spend cap in total, in dollars.
+    #[arg(long)]
+    total: Option<String>,
+}
+
+impl LimitArgs {
+    fn is_empty(&self) -> bool {
+        [
+            &self.rpm,
+            &self.tpm,
+            &self.concurrency,
+            &self.models,
+            &self.daily,
+            &self.monthly,
+            &self.total,
+        ]
+        .iter()
+        .all(|o| o.is_none())
+    }
+
+    /// The current rules with this command's changes.
+    fn apply(&self, mut r: weir_core::limits::Rules) -> anyhow::Result<weir_core::limits::Rules> {
+        fn none(v: &str) -> bool {
+            matches!(v.trim(), "none" | "-" | "")
+        }
+        let rate = |v: &Option<String>, slot: &mut Option<u32>, what: &str| -> anyhow::Result<()> {
+            if let Some(v) = v {
+                *slot = if none(v) {
+                    None
+                } else {
+                    Some(
+                        v.trim()
+                            .parse()
+                            .with_context(|| format!("--{what} must be a whole number or none"))?,
+                    )
+                };
+            }
+            Ok(())
+        };
+        rate(&self.rpm, &mut r.rpm, "rpm")?;
+        rate(&self.tpm, &mut r.tpm, "tpm")?;
+        rate(&self.concurrency, &mut r.concurrency, "concurrency")?;
+        if let Some(m) = &self.models {
+            r.models = if none(m) {
+                None
+            } else {
+                weir_core::limits::Rules::parse_models(m)
+            };
+        }
+        for (v, slot, what) in [
+            (&self.daily, &mut r.day_cap, "daily"),
+            (&self.monthly, &mut r.month_cap, "monthly"),
+            (&self.total, &mut r.total_cap, "total"),
+        ] {
+            if let Some(v) = v {
+                *slot = if none(v) {
+                    None
+                } else {
+                    Some(
+                        Micros::parse_usd(v.trim().trim_start_matches('$')).with_context(|| {
+                            format!("--{what} must be a dollar amount like 1.00 or none")
+                        })?,
+                    )
+                };
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// Prints a key's or team's rules and what it has spent against its caps.
+fn print_limits(r: &weir_core::limits::Rules, spend: &weir_core::limits::Spend) {
+    let n = |v: Option<u32>| v.map_or("none".to_owned(), |v| v.to_string());
+    let usd = |v: Option<Micros>, spent: Micros| {
+        v.map_or("none".to_owned(), |c| format!("${c} (spent ${spent})"))
+    };
+    println!("rpm	{}", n(r.rpm));
+    println!("tpm	{}", n(r.tpm));
+    println!("concurrency	{}", n(r.concurrency));
+    println!(
+        "models	{}",
+        r.models.as_ref().map_or("any".to_owned(), |m| m.join(","))
+    );
+    println!("daily	{}", usd(r.day_cap, spend.day));
+    println!("monthly	{}", usd(r.month_cap, spend.month));
+    println!("total	{}", usd(r.total_cap, spend.total));
+    if spend.held.0 != 0 {
+        println!("held	${}", spend.held);
+    }
+}
+
+/// `weir key limit` / `weir team limit`: shows, or changes and shows, one subject's limits.
+async fn limit_command(
+    db: &weir_core::Db,
+    scope: weir_core::limits::Scope,
+    id: i64,
+    args: &LimitArgs,
+) -> anyhow::Result<()> {
+    let (rules, _) = weir_core::limits::get(db, scope, id).await?;
+    if !args.is_empty() {
+        let rules = args.apply(rules)?;
+        weir_core::limits::set(db, scope, id, &rules).await?;
+    }
+    let (rules, spend) = weir_core::limits::get(db, scope, id).await?;
+    print_limits(&rules, &spend);
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -283,6 +418,13 @@ enum KeyAction {
     },
     /// Revoke a key by its key id (the part after the environment).
     Revoke { key_id: String },
+    /// Show or change a key's limits: requests, tokens and concurrency per minute, allowed
+    /// models, spend caps. Every replica applies a change within a second.
+    Limit {
+        key_id: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -382,6 +524,11 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
                 println!("demo provider: mock upstream at {base}");
                 println!("demo key: {}", d.key);
                 println!(
+                    "rate-limited demo key ({} requests/minute, to see a 429): {}",
+                    weir_server::demo::LIMITED_RPM,
+                    d.limited_key
+                );
+                println!(
                     "try: curl http://{}/v1/chat/completions -H \"Authorization: Bearer $WEIR_KEY\" \\\n       -H 'content-type: application/json' -d '{{\"model\":\"demo/echo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'",
                     config.listen
                 );
@@ -422,6 +569,10 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
                     "balance {balance} USD, held {held} USD, available {} USD",
                     Micros(balance.0 - held.0)
                 );
+            }
+            TeamAction::Limit { name, limits } => {
+                let t = team::get_by_name(db, &name).await?;
+                limit_command(db, weir_core::limits::Scope::Team, t.id, &limits).await?;
             }
         },
         Command::Credit {
@@ -519,6 +670,12 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
             KeyAction::Revoke { key_id } => {
                 auth::revoke_key(db, &key_id).await?;
                 println!("key {key_id} revoked");
+            }
+            KeyAction::Limit { key_id, limits } => {
+                let id = weir_core::limits::key_row_id(db, &key_id)
+                    .await?
+                    .with_context(|| format!("no API key with id {key_id:?}"))?;
+                limit_command(db, weir_core::limits::Scope::Key, id, &limits).await?;
             }
         },
     }

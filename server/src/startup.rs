@@ -50,6 +50,8 @@ impl Prepared {
         {
             tracing::warn!("streams still running at exit");
         }
+        // Give Redis back the concurrency leases of the requests that just ended.
+        self.gateway.limiter.flush().await;
         let Prepared {
             state,
             gateway,
@@ -122,6 +124,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         health: crate::gateway::health::ChannelHealth::new(config.resilience),
         billing: config.billing.clone(),
         committer,
+        limiter: config.limiter()?,
         tasks: tokio_util::task::TaskTracker::new(),
     });
     let watchers = vec![

@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 use super::{key::ParsedKey, Env, NewKey};
 use crate::{
     db::{now_ms, Db, DbError},
+    limits::{rules_from_row, Limits},
     team::{self, TeamError},
 };
 
@@ -46,6 +47,8 @@ pub struct Caller {
     pub key_id: Arc<str>,
     pub team_id: i64,
     pub env: Env,
+    /// The key's and its team's limits; `None` when neither has any (the common case).
+    pub limits: Option<Arc<Limits>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,8 +193,17 @@ impl KeyVerifier {
             Err(VerifyError::Invalid)
         };
         let row = sqlx::query(
-            "SELECT k.id, k.team_id, k.env, k.secret_hash, k.revoked_at, k.expires_at, t.active \
-             FROM api_key k JOIN team t ON t.id = k.team_id WHERE k.key_id = $1",
+            "SELECT k.id, k.team_id, k.env, k.secret_hash, k.revoked_at, k.expires_at, t.active, \
+               lk.rpm AS k_rpm, lk.tpm AS k_tpm, lk.max_concurrent AS k_max_concurrent, \
+               lk.allowed_models AS k_allowed_models, lk.day_cap AS k_day_cap, \
+               lk.month_cap AS k_month_cap, lk.total_cap AS k_total_cap, \
+               lt.rpm AS t_rpm, lt.tpm AS t_tpm, lt.max_concurrent AS t_max_concurrent, \
+               lt.allowed_models AS t_allowed_models, lt.day_cap AS t_day_cap, \
+               lt.month_cap AS t_month_cap, lt.total_cap AS t_total_cap \
+             FROM api_key k JOIN team t ON t.id = k.team_id \
+             LEFT JOIN usage_limit lk ON lk.scope = 'key' AND lk.owner_id = k.id \
+             LEFT JOIN usage_limit lt ON lt.scope = 'team' AND lt.owner_id = k.team_id \
+             WHERE k.key_id = $1",
         )
         .bind(parsed.key_id)
         .fetch_optional(self.0.db.pool())
@@ -222,6 +234,13 @@ impl KeyVerifier {
             key_id: Arc::from(parsed.key_id),
             team_id: row.try_get("team_id").map_err(DbError::from)?,
             env: parsed.env,
+            limits: {
+                let limits = Limits {
+                    key: rules_from_row(&row, "k_").map_err(DbError::from)?,
+                    team: rules_from_row(&row, "t_").map_err(DbError::from)?,
+                };
+                (limits != Limits::default()).then(|| Arc::new(limits))
+            },
         };
         let team_active = row.try_get::<i64, _>("active").map_err(DbError::from)? != 0;
         let entry = Entry {

@@ -17,6 +17,7 @@ use std::{
 };
 
 use super::{
+    caps,
     ledger::{apply_deltas, AccountRef, SystemAccount},
     pricing::{price, Usage},
     reserve::{duration_ms, NewReservation},
@@ -117,7 +118,41 @@ pub(super) async fn reserve_in(
             teams.entry(r.team_id).or_default().push(i);
         }
     }
+    // Spend caps first (cap rows before account rows, each in sorted order: see `caps`).
+    let mut capped: BTreeMap<(crate::limits::Scope, i64), Vec<usize>> = BTreeMap::new();
+    for (i, r) in items.iter().enumerate() {
+        if r.caps != 0 && out[i].is_ok() {
+            for s in caps::subjects(r.caps, r.api_key_id, r.team_id) {
+                capped.entry(s).or_default().push(i);
+            }
+        }
+    }
+    // What each item took from which cap row, to give back if a later step refuses it.
+    let mut took: Vec<(crate::limits::Scope, i64, usize)> = Vec::new();
+    for ((scope, owner), idxs) in &capped {
+        for i in idxs {
+            if out[*i].is_err() {
+                continue;
+            }
+            match caps::take(tx, *scope, *owner, items[*i].amount.0, now).await {
+                Ok(()) => took.push((*scope, *owner, *i)),
+                Err(e @ BillingError::SpendCap { .. }) => out[*i] = Err(e),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if !took.is_empty() {
+        // An item refused by its team's cap after its key's took: give the key's back.
+        for (scope, owner, i) in &took {
+            if out[*i].is_err() {
+                caps::untake(tx, *scope, *owner, items[*i].amount.0, now).await?;
+            }
+        }
+        took.retain(|(_, _, i)| out[*i].is_ok());
+    }
     for (team_id, idxs) in &teams {
+        let idxs: Vec<usize> = idxs.iter().copied().filter(|i| out[*i].is_ok()).collect();
+        let idxs = &idxs;
         let total: i128 = idxs.iter().map(|i| i128::from(items[*i].amount.0)).sum();
         let at_once = match i64::try_from(total) {
             Ok(total) => hold(tx, *team_id, total, now).await?,
@@ -131,6 +166,12 @@ pub(super) async fn reserve_in(
             }
         }
     }
+    // Give back the caps of items whose balance could not be held.
+    for (scope, owner, i) in &took {
+        if out[*i].is_err() {
+            caps::untake(tx, *scope, *owner, items[*i].amount.0, now).await?;
+        }
+    }
     let admitted: Vec<&NewReservation> = items
         .iter()
         .zip(&out)
@@ -140,17 +181,17 @@ pub(super) async fn reserve_in(
     // A request id is used once: the hold's primary key refuses one that is still open, and
     // the insert skips one that already has a charge (a finished request), which makes the
     // batch fail as a duplicate.
-    const COLS: usize = 13;
+    const COLS: usize = 14;
     static SQL: SqlByRows = SqlByRows::new();
     for chunk in chunked(&admitted) {
         let sql = SQL.get(chunk.len(), |rows| {
             let mut sql = String::from(
                 "INSERT INTO hold (created_at, request_id, team_id, api_key_id, model, amount, \
                    price_input, price_cached_input, price_cache_write, price_output, \
-                   price_reasoning, markup_bps, prompt_estimate, expires_at) \
+                   price_reasoning, markup_bps, prompt_estimate, expires_at, caps) \
                  SELECT $1, v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
                    v.column7, v.column8, v.column9, v.column10, v.column11, v.column12, \
-                   v.column13 \
+                   v.column13, v.column14 \
                  FROM (VALUES ",
             );
             tuples(&mut sql, rows, COLS, 2, "");
@@ -177,6 +218,7 @@ pub(super) async fn reserve_in(
                 t.markup_bps.into(),
                 tokens_to_db(r.prompt_estimate).into(),
                 now.saturating_add(duration_ms(r.ttl)).into(),
+                r.caps.into(),
             ]);
         }
         let duplicate = || {
@@ -206,9 +248,11 @@ pub(super) struct Claimed {
     pub(super) prompt_estimate: u64,
     pub(super) checkpoint: u64,
     pub(super) created_at: i64,
+    /// Which spend caps its hold counts against (see `caps`).
+    pub(super) caps: i64,
 }
 
-const CLAIMED_COLS: usize = 14;
+const CLAIMED_COLS: usize = 15;
 
 /// A row of the claim's `RETURNING` list.
 fn claimed_from_row(mut r: Row) -> Result<(String, Claimed), BillingError> {
@@ -239,6 +283,7 @@ fn claimed_from_row(mut r: Row) -> Result<(String, Claimed), BillingError> {
             prompt_estimate: tokens_from_db(r[11].int()?),
             checkpoint: tokens_from_db(r[12].int()?),
             created_at: r[13].int()?,
+            caps: r[14].int()?,
         },
     ))
 }
@@ -263,7 +308,7 @@ pub(super) async fn claim_in(
             sql.push_str(
                 ") RETURNING request_id, team_id, api_key_id, amount, model, price_input, \
                    price_cached_input, price_cache_write, price_output, price_reasoning, \
-                   markup_bps, prompt_estimate, checkpoint_output_tokens, created_at",
+                   markup_bps, prompt_estimate, checkpoint_output_tokens, created_at, caps",
             );
             sql
         });
@@ -346,6 +391,19 @@ pub(super) async fn apply(
                 });
             }
         }
+    }
+    // Capped holds leave their cap rows' `held` and their costs are spent, before any account
+    // row is locked (see `caps`), one statement per cap row.
+    let mut capped: BTreeMap<(crate::limits::Scope, i64), (i64, i64)> = BTreeMap::new();
+    for d in done.iter().filter(|d| d.c.caps != 0) {
+        for s in caps::subjects(d.c.caps, d.c.api_key_id, d.c.team_id) {
+            let e = capped.entry(s).or_default();
+            e.0 = e.0.saturating_add(d.c.amount);
+            e.1 = e.1.saturating_add(d.total);
+        }
+    }
+    for ((scope, owner), (held, cost)) in capped {
+        caps::settle(tx, scope, owner, held, cost, now).await?;
     }
     let amount = |v: i128, what: &'static str| {
         i64::try_from(v).map_err(|_| BillingError::InvalidAmount(what))

@@ -81,6 +81,9 @@
 //! transaction with three entries.
 
 mod batch;
+#[cfg(test)]
+mod cap_tests;
+mod caps;
 mod check;
 mod committer;
 mod ledger;
@@ -93,6 +96,7 @@ mod tests;
 use crate::db::DbError;
 
 pub use batch::Finish;
+pub use caps::CapWindow;
 pub use check::{check, Drift};
 pub use committer::{Committer, MAX_BATCH, SETTLE_WINDOW};
 pub(crate) use ledger::ensure_team_account_tx;
@@ -114,6 +118,12 @@ pub enum BillingError {
     /// The team's available balance (`balance - held`) does not cover the amount.
     #[error("insufficient balance")]
     InsufficientBalance,
+    /// The request's hold would pass a spend cap of its key or team (the caller's 429).
+    #[error("the {} {} spend cap is reached", .scope.as_str(), .window.as_str())]
+    SpendCap {
+        scope: crate::limits::Scope,
+        window: CapWindow,
+    },
     /// A ledger transaction or reservation with this reference / request id already exists.
     #[error("{0:?} already exists")]
     Duplicate(String),

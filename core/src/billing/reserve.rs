@@ -15,7 +15,7 @@ use crate::{
     db::{now_ms, Db},
     metering::{self, RequestRecord, UsageSource},
     money::{Micros, PerMillion},
-    writer::{Cell, Sql, Writer},
+    writer::{Cell, Sql, WriteTx, Writer},
 };
 
 /// What the gateway reserves before calling upstream.
@@ -37,6 +37,9 @@ pub struct NewReservation {
     /// Weir's own count of the prompt tokens, billed by the reaper if the request never settles
     /// but had produced output (see [`checkpoint`]).
     pub prompt_estimate: u64,
+    /// Which spend caps the hold counts against ([`Limits::caps`](crate::limits::Limits::caps):
+    /// bit 1 the key's, bit 2 the team's); 0 for none.
+    pub caps: i64,
 }
 
 /// The state of a reservation.
@@ -397,7 +400,8 @@ pub async fn extend(db: &Db, request_id: &str, additional: Micros) -> Result<Mic
     }
     let mut tx = db.begin_write().await?;
     let row = sqlx::query(
-        "UPDATE hold SET amount = amount + $2 WHERE request_id = $1 RETURNING team_id, amount",
+        "UPDATE hold SET amount = amount + $2 WHERE request_id = $1 \
+         RETURNING team_id, api_key_id, amount, caps",
     )
     .bind(request_id)
     .bind(additional.0)
@@ -410,6 +414,18 @@ pub async fn extend(db: &Db, request_id: &str, additional: Micros) -> Result<Mic
     };
     let team_id: i64 = row.try_get("team_id")?;
     let amount: i64 = row.try_get("amount")?;
+    let caps: i64 = row.try_get("caps")?;
+    if caps != 0 {
+        let api_key_id: i64 = row.try_get("api_key_id")?;
+        let mut w = WriteTx::within(&mut tx);
+        if let Err(e) =
+            super::caps::extend(&mut w, caps, api_key_id, team_id, additional, now_ms()).await
+        {
+            drop(w);
+            tx.rollback().await?;
+            return Err(e);
+        }
+    }
     let held = sqlx::query(
         "UPDATE account SET held = held + $1, updated_at = $2 \
          WHERE team_id = $3 AND kind = 'team_balance' AND balance - held >= $1",

@@ -22,7 +22,7 @@ use crate::{
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn tariff() -> Tariff {
+pub(super) fn tariff() -> Tariff {
     Tariff {
         input: PerMillion(3_000_000),
         cached_input: Some(PerMillion(300_000)),
@@ -33,7 +33,7 @@ fn tariff() -> Tariff {
     }
 }
 
-fn res(id: &str, team_id: i64, amount: i64) -> NewReservation {
+pub(super) fn res(id: &str, team_id: i64, amount: i64) -> NewReservation {
     NewReservation {
         request_id: id.to_owned(),
         team_id,
@@ -43,10 +43,11 @@ fn res(id: &str, team_id: i64, amount: i64) -> NewReservation {
         tariff: tariff(),
         ttl: HOUR,
         prompt_estimate: 100,
+        caps: 0,
     }
 }
 
-fn io(input: u64, output: u64) -> Usage {
+pub(super) fn io(input: u64, output: u64) -> Usage {
     Usage {
         input,
         output,
@@ -54,7 +55,7 @@ fn io(input: u64, output: u64) -> Usage {
     }
 }
 
-async fn new_team(db: &Db, credit_micros: i64) -> i64 {
+pub(super) async fn new_team(db: &Db, credit_micros: i64) -> i64 {
     let t = team::create(db, &format!("team-{}", uuid::Uuid::new_v4().simple()))
         .await
         .unwrap();
@@ -69,7 +70,7 @@ async fn new_team(db: &Db, credit_micros: i64) -> i64 {
 /// The invariants, computed here from raw rows independently of [`check`]: every transaction
 /// sums to zero, every cached balance equals its entries, every hold equals the open
 /// reservations; and `check` agrees there is no drift.
-async fn assert_books(db: &Db) {
+pub(super) async fn assert_books(db: &Db) {
     let entries = sqlx::query("SELECT txn_id, account_id, amount FROM ledger_entry")
         .fetch_all(db.pool())
         .await
@@ -1017,6 +1018,7 @@ async fn run_history(db: &Db, tariff: Tariff, ops: Vec<Op>) -> Result<(), TestCa
                     tariff,
                     ttl: HOUR,
                     prompt_estimate: prompt,
+                    caps: 0,
                 };
                 let fits = bal - held >= i128::from(amount);
                 match reserve(db, &r).await {

@@ -427,8 +427,7 @@ async fn models_codenames_and_tariff_versions() {
     let snap = load_with(db, Some(&keys), |_| None).await.unwrap();
     let got = snap.resolve("acme/m", ModelKind::Chat).unwrap();
     assert_eq!(
-        got[0].tariff,
-        Some(now_t),
+        got[0].tariff, now_t,
         "the scheduled version is not in force yet"
     );
     assert!(snap.next_tariff_change.is_some());

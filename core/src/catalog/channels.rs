@@ -465,10 +465,12 @@ pub async fn probe_target(db: &Db, keys: &KeyCipher, id: i64) -> Result<Target, 
     })?;
     let model: Model = super::model_from_row(&row)?;
     debug_assert_eq!(model.kind, ModelKind::Chat);
+    // The admin page's probe is not billed: its tariff is only for the type.
+    let tariff = model.tariff.unwrap_or_default();
     Ok(Target {
         model: Arc::new(model),
         channel: Arc::new(channel),
-        tariff: None,
+        tariff,
     })
 }
 

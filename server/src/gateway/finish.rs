@@ -94,6 +94,9 @@ pub struct Finaliser {
     pub ttfb: Option<Instant>,
     /// The price snapshot of this request's reservation, once one is held.
     pub reserved: Option<Tariff>,
+    /// What the rate limiter admitted (its concurrency slots, freed with it) and the tokens it
+    /// counted, corrected to the real usage at the end.
+    pub admission: Option<(crate::limits::Admission, u64)>,
 }
 
 /// The charge for `usage` at the reserved price snapshot (what settlement will post).
@@ -134,7 +137,13 @@ impl Finaliser {
             stream: false,
             ttfb: None,
             reserved: None,
+            admission: None,
         }
+    }
+
+    /// The caller's key and team limits, if any.
+    pub fn limits(&self) -> Option<&Arc<weir_core::limits::Limits>> {
+        self.pending.as_ref().and_then(|p| p.caller.limits.as_ref())
     }
 
     /// The request id and the caller's team and key ids.
@@ -187,6 +196,15 @@ impl Finaliser {
                 billing::Finish::Release
             }
         });
+        if let Some((admission, counted)) = self.admission.take() {
+            if admission.tokens.is_some() {
+                let used = i64::try_from(u.total()).unwrap_or(i64::MAX);
+                let delta = used.saturating_sub(i64::try_from(counted).unwrap_or(i64::MAX));
+                if delta != 0 {
+                    p.gw.limiter.correct_tokens(&admission, delta);
+                }
+            }
+        }
         p.gw.committer.done(rec, finish);
     }
 }

@@ -464,7 +464,7 @@ mod tests {
                 weight: 1,
                 is_local: false,
             }),
-            tariff: None,
+            tariff: Default::default(),
         }
     }
 

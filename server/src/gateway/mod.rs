@@ -4,6 +4,7 @@
 mod count_tokens;
 mod finish;
 pub mod health;
+pub mod limits;
 mod models;
 mod pipeline;
 pub mod probe;
@@ -34,6 +35,8 @@ pub struct Gateway {
     pub billing: BillingPolicy,
     /// Group commit of reservations, settlements and request-log rows.
     pub committer: weir_core::billing::Committer,
+    /// Requests, tokens and concurrency per minute of keys and teams (in process or Redis).
+    pub limiter: crate::limits::Limiter,
     /// Work a request leaves running after its handler returned (stream pumps, checkpoints),
     /// waited for at shutdown.
     pub tasks: tokio_util::task::TaskTracker,

@@ -31,6 +31,7 @@ use weir_core::{
 
 use super::{
     finish::{cost_of, Finaliser, Outcome},
+    limits::{self, RateHeaders},
     responses::{self, StoreJob},
     Gateway,
 };
@@ -218,11 +219,14 @@ async fn reserve(
     targets: &[Target],
     prompt_estimate: u64,
     max_output: Option<u32>,
+    rate: &mut RateHeaders,
 ) -> Result<(), GatewayError> {
     let Some((request_id, team_id, api_key_id)) = fin.identity() else {
         return Ok(());
     };
-    let tariff_of = |t: &Target| t.tariff.unwrap_or_default();
+    let Some(first) = targets.first() else {
+        return Ok(());
+    };
     let amount = targets
         .iter()
         .map(|t| {
@@ -230,13 +234,13 @@ async fn reserve(
             billing::worst_case(
                 prompt_estimate,
                 u64::from(out),
-                &tariff_of(t),
+                &t.tariff,
                 gw.billing.reservation_cap,
             )
         })
         .max()
         .unwrap_or_default();
-    let tariff = targets.first().map(tariff_of).unwrap_or_default();
+    let tariff = first.tariff;
     let r = billing::NewReservation {
         request_id: request_id.to_owned(),
         team_id,
@@ -246,11 +250,20 @@ async fn reserve(
         tariff,
         ttl: gw.billing.reservation_ttl,
         prompt_estimate,
+        caps: fin.limits().map_or(0, |l| l.caps()),
     };
+    let capped = r.caps != 0;
     match gw.committer.reserve(r).await {
         Ok(()) => {
             fin.reserved = Some(tariff);
+            if capped {
+                rate.key_remaining = limits::key_remaining(gw, fin).await;
+            }
             Ok(())
+        }
+        Err(BillingError::SpendCap { scope, window }) => {
+            rate.key_remaining = Some(weir_core::money::Micros::ZERO);
+            Err(limits::spend_cap_error(scope, window))
         }
         Err(BillingError::InsufficientBalance) => Err(GatewayError::new(
             ErrorKind::InsufficientBalance,
@@ -324,8 +337,11 @@ pub(super) async fn chat_surface(
                 echo: Echo::default(),
                 store: None,
                 names: None,
+                rate: RateHeaders::default(),
             };
-            chat(gw, fin, bytes, &mut ctx).await
+            let mut resp = chat(gw, fin, bytes, &mut ctx).await;
+            ctx.rate.apply(&mut resp, client);
+            resp
         }
     };
     with_request_id_for(resp, &request_id, client)
@@ -345,6 +361,8 @@ struct ChatCtx<'a> {
     /// Tool names of the request that some upstream would refuse, and their stand-ins, for
     /// translated attempts (`None` nearly always).
     names: Option<ToolNames>,
+    /// The caller's limits as they stand, for the response headers.
+    rate: RateHeaders,
 }
 
 /// `anthropic-version` and `anthropic-beta` of an Anthropic client, for Anthropic channels.
@@ -436,10 +454,21 @@ async fn chat_attempts(
     let targets = snapshot
         .resolve(&req.model, ModelKind::Chat)
         .ok_or_else(|| GatewayError::model_not_found(&req.model))?;
+    let targets = limits::allowed(fin.limits(), &req.model, targets)?;
     let plan = gw.health.plan(targets)?;
     let plan = within_format_limits(&req, plan)?;
     let prompt_estimate = tokens::estimate_prompt(&req);
-    reserve(gw, fin, &plan, prompt_estimate, req.max_output_tokens).await?;
+    let counted = prompt_estimate + u64::from(req.max_output_tokens.unwrap_or(0));
+    limits::admit(gw, fin, counted, &mut ctx.rate).await?;
+    reserve(
+        gw,
+        fin,
+        &plan,
+        prompt_estimate,
+        req.max_output_tokens,
+        &mut ctx.rate,
+    )
+    .await?;
     let mut last: Option<GatewayError> = None;
     for target in Attempts::new(gw).admitted(plan) {
         fin.attempts += 1;
@@ -1032,9 +1061,10 @@ pub async fn embeddings(
     body: Body,
 ) -> Response {
     let request_id = new_request_id();
-    let resp = match admit(&gw, &headers, body, &request_id, "embeddings", OPENAI).await {
+    let mut rate = RateHeaders::default();
+    let mut resp = match admit(&gw, &headers, body, &request_id, "embeddings", OPENAI).await {
         Err(resp) => resp,
-        Ok((bytes, mut fin)) => match embeddings_attempts(&gw, &mut fin, bytes).await {
+        Ok((bytes, mut fin)) => match embeddings_attempts(&gw, &mut fin, bytes, &mut rate).await {
             Ok((response, usage, source)) => {
                 fin.finish(Outcome::ok(usage, source));
                 response
@@ -1045,6 +1075,7 @@ pub async fn embeddings(
             }
         },
     };
+    rate.apply(&mut resp, OPENAI);
     with_request_id(resp, &request_id)
 }
 
@@ -1056,6 +1087,7 @@ async fn embeddings_attempts(
     gw: &Gateway,
     fin: &mut Finaliser,
     bytes: Bytes,
+    rate: &mut RateHeaders,
 ) -> Result<(Response, Usage, UsageSource), GatewayError> {
     let req = openai_embeddings::decode_request(&bytes)?;
     fin.model.clone_from(&req.model);
@@ -1063,6 +1095,7 @@ async fn embeddings_attempts(
     let targets = snapshot
         .resolve(&req.model, ModelKind::Embedding)
         .ok_or_else(|| GatewayError::model_not_found(&req.model))?;
+    let targets = limits::allowed(fin.limits(), &req.model, targets)?;
     let plan = gw.health.plan(targets)?;
     let estimate = match &req.input {
         crate::canonical::EmbeddingInput::Texts(t) => {
@@ -1070,7 +1103,8 @@ async fn embeddings_attempts(
         }
         crate::canonical::EmbeddingInput::Tokens(t) => t.iter().map(|x| x.len() as u64).sum(),
     };
-    reserve(gw, fin, &plan, estimate, Some(0)).await?;
+    limits::admit(gw, fin, estimate, rate).await?;
+    reserve(gw, fin, &plan, estimate, Some(0), rate).await?;
     let mut last = None;
     for target in Attempts::new(gw).admitted(plan) {
         fin.attempts += 1;

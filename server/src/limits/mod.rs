@@ -1,8 +1,3 @@
-//! NOT YET COMPILED (issue #16, work in progress): wire it in with `pub mod limits;` in
-//! `server/src/lib.rs` and, in `[workspace.dependencies]`, `redis = { version = "1.8.2",
-//! default-features = false, features = ["tokio-comp", "script", "connection-manager"] }`
-//! (+ `redis.workspace = true` in server/Cargo.toml). Its tests passed on branch `limits`.
-//!
 //! Per-key, per-team and per-channel limits: requests per minute, tokens per minute and
 //! concurrent requests, checked and taken in one step for every subject of a request.
 //!

@@ -1,0 +1,31 @@
+-- Limits on keys and teams (#16): requests, tokens and concurrent requests per minute (counted
+-- by the limiter, in process or in Redis), the models a key may use, and spend caps per UTC
+-- day, per calendar month and in total (counted here, in the same transaction as the hold).
+CREATE TABLE usage_limit (
+    scope           TEXT NOT NULL CHECK (scope IN ('key', 'team')),
+    -- `api_key.id` or `team.id`.
+    owner_id        BIGINT NOT NULL,
+    rpm             BIGINT CHECK (rpm >= 0),
+    tpm             BIGINT CHECK (tpm >= 0),
+    max_concurrent  BIGINT CHECK (max_concurrent >= 0),
+    -- Comma-separated model patterns (`*` matches any run of characters); NULL is any model.
+    allowed_models  TEXT,
+    -- Spend caps in micro-USD; NULL is no cap.
+    day_cap         BIGINT CHECK (day_cap >= 0),
+    month_cap       BIGINT CHECK (month_cap >= 0),
+    total_cap       BIGINT CHECK (total_cap >= 0),
+    -- Spent in the window named beside it (UTC days since the epoch; months since 1970-01),
+    -- settled charges only; open holds of capped requests are in `held`.
+    day             BIGINT NOT NULL DEFAULT 0,
+    day_spent       BIGINT NOT NULL DEFAULT 0,
+    month           BIGINT NOT NULL DEFAULT 0,
+    month_spent     BIGINT NOT NULL DEFAULT 0,
+    total_spent     BIGINT NOT NULL DEFAULT 0,
+    held            BIGINT NOT NULL DEFAULT 0,
+    updated_at      BIGINT NOT NULL,
+    PRIMARY KEY (scope, owner_id)
+);
+
+-- Which spend caps a hold counts against: bit 1 its key's, bit 2 its team's. 0 (the common
+-- case) costs settlement nothing.
+ALTER TABLE hold ADD COLUMN caps BIGINT NOT NULL DEFAULT 0;
