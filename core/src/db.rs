@@ -400,6 +400,28 @@ where
     Ok(())
 }
 
+/// This deployment's id: made once by the first server (random), then shared by every
+/// replica of the database. It keeps the Redis counters of two deployments sharing one Redis
+/// apart (their keys and teams have the same row ids).
+pub async fn instance_id(db: &Db) -> Result<String, DbError> {
+    let fresh = uuid::Uuid::new_v4().simple().to_string();
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO instance_setting (name, value, updated_at) VALUES ('instance_id', $1, $2) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&fresh[..12])
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    let id: String =
+        sqlx::query_scalar("SELECT value FROM instance_setting WHERE name = 'instance_id'")
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
 /// Reads the named counter (0 before its first bump).
 pub async fn read_counter(db: &Db, name: &str) -> Result<i64, DbError> {
     let v: Option<String> =

@@ -125,6 +125,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         billing: config.billing.clone(),
         committer,
         limiter: config.limiter()?,
+        limit_ns: format!("{}:", weir_core::db::instance_id(&db).await?).into(),
         tasks: tokio_util::task::TaskTracker::new(),
     });
     let watchers = vec![

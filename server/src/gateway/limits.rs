@@ -164,9 +164,10 @@ pub async fn admit(
     if k.is_unlimited() && t.is_unlimited() {
         return Ok(());
     }
+    let ns = &gw.limit_ns;
     let subjects: [(Subject, Rates); 2] = [
-        (Subject::from(format!("k:{key_id}")), k),
-        (Subject::from(format!("t:{team_id}")), t),
+        (Subject::from(format!("{ns}k:{key_id}")), k),
+        (Subject::from(format!("{ns}t:{team_id}")), t),
     ];
     match gw.limiter.admit(&subjects, tokens).await {
         Ok(a) => {
@@ -193,7 +194,7 @@ fn zero_window(r: &Refusal, which: Which) -> Option<Window> {
 }
 
 fn whose(subject: &str) -> &'static str {
-    if subject.starts_with("t:") {
+    if subject.contains(":t:") {
         "your team's"
     } else {
         "this API key's"

@@ -37,6 +37,9 @@ pub struct Gateway {
     pub committer: weir_core::billing::Committer,
     /// Requests, tokens and concurrency per minute of keys and teams (in process or Redis).
     pub limiter: crate::limits::Limiter,
+    /// This deployment's id and a colon, before every limiter subject (see
+    /// [`weir_core::db::instance_id`]).
+    pub limit_ns: Arc<str>,
     /// Work a request leaves running after its handler returned (stream pumps, checkpoints),
     /// waited for at shutdown.
     pub tasks: tokio_util::task::TaskTracker,

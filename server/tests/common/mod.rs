@@ -19,6 +19,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct TestApp {
     pub base: String,
     pub key: String,
+    /// The demo team's second key, limited to `demo::LIMITED_RPM` requests per minute.
+    pub limited_key: String,
     pub db: Db,
     pub mock: mock::MockServer,
     pub http: reqwest::Client,
@@ -73,6 +75,7 @@ impl TestApp {
         TestApp {
             base: format!("http://{addr}"),
             key: demo.key,
+            limited_key: demo.limited_key,
             db,
             mock,
             http: reqwest::Client::builder()
