@@ -66,7 +66,10 @@ async fn requests_per_minute(vars: &[(&str, &str)]) {
     for i in 0..rpm {
         let r = send(&app, &app.limited_key, "/v1/chat/completions", &chat("hi")).await;
         assert_eq!(r.status(), 200);
-        assert_eq!(header(&r, "x-ratelimit-limit-requests"), Some(&*rpm.to_string()));
+        assert_eq!(
+            header(&r, "x-ratelimit-limit-requests"),
+            Some(&*rpm.to_string())
+        );
         assert_eq!(
             header(&r, "x-ratelimit-remaining-requests"),
             Some(&*(rpm - 1 - i).to_string())
@@ -88,13 +91,25 @@ async fn requests_per_minute(vars: &[(&str, &str)]) {
                      "messages": [{"role": "user", "content": "hi"}]});
     let r = send(&app, &app.limited_key, "/v1/messages", &msg).await;
     assert_eq!(r.status(), 429);
-    assert_eq!(header(&r, "anthropic-ratelimit-requests-limit"), Some(&*rpm.to_string()));
-    assert_eq!(header(&r, "anthropic-ratelimit-requests-remaining"), Some("0"));
-    assert!(header(&r, "anthropic-ratelimit-requests-reset").unwrap().ends_with('Z'));
+    assert_eq!(
+        header(&r, "anthropic-ratelimit-requests-limit"),
+        Some(&*rpm.to_string())
+    );
+    assert_eq!(
+        header(&r, "anthropic-ratelimit-requests-remaining"),
+        Some("0")
+    );
+    assert!(header(&r, "anthropic-ratelimit-requests-reset")
+        .unwrap()
+        .ends_with('Z'));
     assert!(header(&r, "x-ratelimit-limit-requests").is_none());
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["type"], "rate_limit_error");
-    assert_eq!(upstream_requests(&app).await, sent, "refusals reach no upstream");
+    assert_eq!(
+        upstream_requests(&app).await,
+        sent,
+        "refusals reach no upstream"
+    );
 
     // The other key of the team is not limited and carries no limit headers.
     let r = send(&app, &app.key, "/v1/chat/completions", &chat("hi")).await;
@@ -149,12 +164,19 @@ async fn tokens_concurrency_and_models() {
     let r = send(&app, &app.key, "/v1/chat/completions", &chat("hi")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-ratelimit-limit-tokens"), Some("1000"));
-    let left: u64 = header(&r, "x-ratelimit-remaining-tokens").unwrap().parse().unwrap();
+    let left: u64 = header(&r, "x-ratelimit-remaining-tokens")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(left < 1_000 && left > 900, "remaining tokens {left}");
 
     // One request in flight at a time.
     let slow = {
-        let (http, url, key) = (app.http.clone(), app.url("/v1/chat/completions"), app.key.clone());
+        let (http, url, key) = (
+            app.http.clone(),
+            app.url("/v1/chat/completions"),
+            app.key.clone(),
+        );
         tokio::spawn(async move {
             http.post(url)
                 .bearer_auth(key)
@@ -169,7 +191,10 @@ async fn tokens_concurrency_and_models() {
     let r = send(&app, &app.key, "/v1/chat/completions", &chat("hi")).await;
     assert_eq!(r.status(), 429);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("concurrent"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("concurrent"));
     assert_eq!(slow.await.unwrap(), 200);
     let r = send(&app, &app.key, "/v1/chat/completions", &chat("hi")).await;
     assert_eq!(r.status(), 200, "the slot is free again");
@@ -221,7 +246,10 @@ async fn spend_caps_refuse_in_the_reservation_and_say_what_is_left() {
     assert_eq!(header(&r, "x-weir-key-remaining"), Some("0.00"));
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "spend_cap_reached");
-    assert!(body["error"]["message"].as_str().unwrap().contains("total spend cap"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("total spend cap"));
 
     limit_demo_key(
         &app,
