@@ -94,6 +94,30 @@ impl Rules {
     }
 }
 
+/// Parses a per-minute or concurrency limit as typed in a form or on the command line: empty
+/// (or `none`) is no limit.
+pub fn parse_rate(s: &str) -> Result<Option<u32>, &'static str> {
+    match s.trim() {
+        "" | "none" | "-" => Ok(None),
+        v => v
+            .replace(['_', ','], "")
+            .parse()
+            .map(Some)
+            .map_err(|_| "a whole number, or empty for no limit"),
+    }
+}
+
+/// Parses a spend cap in dollars (`1`, `$2.50`): empty (or `none`) is no cap.
+pub fn parse_cap(s: &str) -> Result<Option<Micros>, &'static str> {
+    match s.trim().trim_start_matches('$') {
+        "" | "none" | "-" => Ok(None),
+        v => match Micros::parse_usd(v) {
+            Ok(m) if m.0 >= 0 => Ok(Some(m)),
+            _ => Err("a dollar amount like 25 or 2.50, or empty for no cap"),
+        },
+    }
+}
+
 /// The rules a request is checked against: its key's and its team's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -238,18 +262,45 @@ pub async fn get(db: &Db, scope: Scope, owner_id: i64) -> Result<(Rules, Spend),
     let Some(r) = row else {
         return Ok(Default::default());
     };
+    Ok((rules_from_row(&r, "")?, spend_from_row(&r, now_ms())?))
+}
+
+/// The rules and spend of every key of a team that has any, by key row id (for the keys page).
+pub async fn of_team_keys(
+    db: &Db,
+    team_id: i64,
+) -> Result<std::collections::HashMap<i64, (Rules, Spend)>, LimitError> {
+    let rows = sqlx::query(
+        "SELECT l.owner_id, l.rpm, l.tpm, l.max_concurrent, l.allowed_models, l.day_cap, \
+           l.month_cap, l.total_cap, l.day, l.day_spent, l.month, l.month_spent, l.total_spent, l.held \
+         FROM usage_limit l JOIN api_key k ON k.id = l.owner_id \
+         WHERE l.scope = 'key' AND k.team_id = $1",
+    )
+    .bind(team_id)
+    .fetch_all(db.pool())
+    .await?;
     let now = now_ms();
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for r in rows {
+        out.insert(
+            r.try_get("owner_id")?,
+            (rules_from_row(&r, "")?, spend_from_row(&r, now)?),
+        );
+    }
+    Ok(out)
+}
+
+fn spend_from_row(r: &sqlx::any::AnyRow, now: i64) -> Result<Spend, sqlx::Error> {
     let in_window = |w: &str, v: &str, current: i64| -> Result<Micros, sqlx::Error> {
         let at: i64 = r.try_get(w)?;
         Ok(Micros(if at == current { r.try_get(v)? } else { 0 }))
     };
-    let spend = Spend {
+    Ok(Spend {
         day: in_window("day", "day_spent", day_of(now))?,
         month: in_window("month", "month_spent", month_of(now))?,
         total: Micros(r.try_get("total_spent")?),
         held: Micros(r.try_get("held")?),
-    };
-    Ok((rules_from_row(&r, "")?, spend))
+    })
 }
 
 /// The row id of a key by its key id (the part of the key after the environment).

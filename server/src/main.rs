@@ -319,32 +319,19 @@ impl LimitArgs {
 
     /// The current rules with this command's changes.
     fn apply(&self, mut r: weir_core::limits::Rules) -> anyhow::Result<weir_core::limits::Rules> {
-        fn none(v: &str) -> bool {
-            matches!(v.trim(), "none" | "-" | "")
-        }
-        let rate = |v: &Option<String>, slot: &mut Option<u32>, what: &str| -> anyhow::Result<()> {
+        use weir_core::limits::{parse_cap, parse_rate};
+        let bad = |what: &str, e: &str| anyhow::anyhow!("--{what}: {e}");
+        for (v, slot, what) in [
+            (&self.rpm, &mut r.rpm, "rpm"),
+            (&self.tpm, &mut r.tpm, "tpm"),
+            (&self.concurrency, &mut r.concurrency, "concurrency"),
+        ] {
             if let Some(v) = v {
-                *slot = if none(v) {
-                    None
-                } else {
-                    Some(
-                        v.trim()
-                            .parse()
-                            .with_context(|| format!("--{what} must be a whole number or none"))?,
-                    )
-                };
+                *slot = parse_rate(v).map_err(|e| bad(what, e))?;
             }
-            Ok(())
-        };
-        rate(&self.rpm, &mut r.rpm, "rpm")?;
-        rate(&self.tpm, &mut r.tpm, "tpm")?;
-        rate(&self.concurrency, &mut r.concurrency, "concurrency")?;
+        }
         if let Some(m) = &self.models {
-            r.models = if none(m) {
-                None
-            } else {
-                weir_core::limits::Rules::parse_models(m)
-            };
+            r.models = weir_core::limits::Rules::parse_models(m).filter(|m| m != &["none"]);
         }
         for (v, slot, what) in [
             (&self.daily, &mut r.day_cap, "daily"),
@@ -352,15 +339,7 @@ impl LimitArgs {
             (&self.total, &mut r.total_cap, "total"),
         ] {
             if let Some(v) = v {
-                *slot = if none(v) {
-                    None
-                } else {
-                    Some(
-                        Micros::parse_usd(v.trim().trim_start_matches('$')).with_context(|| {
-                            format!("--{what} must be a dollar amount like 1.00 or none")
-                        })?,
-                    )
-                };
+                *slot = parse_cap(v).map_err(|e| bad(what, e))?;
             }
         }
         Ok(r)
@@ -524,7 +503,7 @@ async fn command(cmd: Command, config: &Config, db: &Db) -> anyhow::Result<()> {
                 println!("demo provider: mock upstream at {base}");
                 println!("demo key: {}", d.key);
                 println!(
-                    "rate-limited demo key ({} requests/minute, to see a 429): {}",
+                    "demo key, {} requests/minute (to see a 429): {}",
                     weir_server::demo::LIMITED_RPM,
                     d.limited_key
                 );

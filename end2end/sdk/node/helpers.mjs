@@ -6,6 +6,7 @@
 //   WEIR_KEY           the `demo key:` printed by `weir serve --demo` (required)
 //   WEIR_INACTIVE_KEY  a key of a deactivated team (optional; the 403 tests skip without it)
 //   WEIR_BROKE_KEY     a key of a team with no balance (optional; the 402 tests skip without it)
+//   WEIR_SERIAL_KEY    a key limited to one request at a time (optional; the 429 tests skip without it)
 import { readFileSync } from 'node:fs';
 
 import Anthropic from '@anthropic-ai/sdk';
@@ -45,6 +46,12 @@ export const BROKE_SKIP = BROKE_KEY
   ? false
   : 'WEIR_BROKE_KEY is not set: it must hold a key of a team with no balance ' +
     '(weir team create / key create, without crediting it, see end2end/sdk/README.md)';
+
+export const SERIAL_KEY = process.env.WEIR_SERIAL_KEY || '';
+export const SERIAL_SKIP = SERIAL_KEY
+  ? false
+  : 'WEIR_SERIAL_KEY is not set: it must hold a key limited to one request at a time ' +
+    '(weir key create, then weir key limit <key id> --concurrency 1, see end2end/sdk/README.md)';
 
 // Models served by `weir serve --demo`.
 export const ECHO = 'demo/echo'; // OpenAI-format upstream

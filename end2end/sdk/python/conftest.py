@@ -6,6 +6,7 @@ The suites talk to a running Weir server started with `weir serve --demo`:
   WEIR_KEY           the `demo key:` printed by `weir serve --demo` (required)
   WEIR_INACTIVE_KEY  a key of a deactivated team (optional; the 403 tests skip without it)
   WEIR_BROKE_KEY     a key of a team with no balance (optional; the 402 tests skip without it)
+  WEIR_SERIAL_KEY    a key limited to one request at a time (optional; the 429 tests skip without it)
 """
 
 from __future__ import annotations
@@ -92,6 +93,17 @@ def broke_key() -> str:
         pytest.skip(
             "WEIR_BROKE_KEY is not set: it must hold a key of a team with no balance "
             "(weir team create / key create, without crediting it, see end2end/sdk/README.md)"
+        )
+    return key
+
+
+@pytest.fixture
+def serial_key() -> str:
+    key = os.environ.get("WEIR_SERIAL_KEY")
+    if not key:
+        pytest.skip(
+            "WEIR_SERIAL_KEY is not set: it must hold a key limited to one request at a time "
+            "(weir key create, then weir key limit <key id> --concurrency 1, see end2end/sdk/README.md)"
         )
     return key
 
