@@ -241,3 +241,38 @@ test('a mutation from another origin is refused with 403', async ({ request }) =
   });
   expect(r.status()).toBe(403);
 });
+
+test('an owner limits a key and the team in the console, and the gateway enforces it at once', async ({ page }) => {
+  const email = uniqueEmail('limits');
+  await signUp(page, email);
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await page.goto('/keys');
+  await page.getByLabel('Name').fill('limited key');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const key = (await page.getByTestId('new-key-secret').textContent())!.trim();
+  await page.getByRole('link', { name: 'Done' }).click();
+
+  const row = page.locator('tr', { has: page.getByRole('rowheader', { name: 'limited key' }) });
+  await expect(row.getByTestId('key-limits')).toHaveText('none');
+  await row.getByText('Edit limits').click();
+  await row.getByLabel('Requests per minute').fill('1');
+  await row.getByLabel('Allowed models').fill('demo/*');
+  await row.getByRole('button', { name: 'Save limits' }).click();
+  await expect(row.getByTestId('key-limits')).toHaveText('1 req/min · models demo/*');
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'key-limits.png'), fullPage: true });
+
+  // The new team has no balance: the first request is admitted by the limiter and refused
+  // by billing (402); the second is over the key's one request a minute (429).
+  expect(await chat(key)).toBe(402);
+  expect(await chat(key)).toBe(429);
+
+  await page.goto('/members');
+  const team = page.locator('#team-limits');
+  await expect(team.getByTestId('team-limits')).toHaveText('none');
+  await team.getByLabel('Spend cap per day ($, UTC)').fill('2.50');
+  await team.getByRole('button', { name: 'Save limits' }).click();
+  await expect(team.getByTestId('team-limits')).toHaveText('$2.50/day');
+  await team.getByLabel('Requests at once').fill('lots');
+  await team.getByRole('button', { name: 'Save limits' }).click();
+  await expect(team.getByRole('alert')).toContainText('whole number');
+});

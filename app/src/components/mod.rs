@@ -5,6 +5,7 @@ pub mod chart;
 pub mod form;
 pub mod format;
 pub mod layout;
+pub mod limits;
 
 use leptos::prelude::*;
 

@@ -9,6 +9,7 @@ pub mod billing;
 pub mod catalog;
 pub mod dashboard;
 pub mod keys;
+pub mod limits;
 pub mod members;
 pub mod session;
 pub mod teams;

@@ -6,7 +6,9 @@ use leptos_meta::Title;
 use crate::{
     components::{
         form::{action_error, CsrfField, FieldError, FormError},
-        format, EmptyState, LoadError, PageHeader,
+        format,
+        limits::LimitsForm,
+        EmptyState, LoadError, PageHeader,
     },
     server_fns::keys::{list_keys, CreateKey, KeyView, RevokeKey},
 };
@@ -51,7 +53,12 @@ fn SecretDialog(secret: RwSignal<Option<String>>) -> impl IntoView {
     }
 }
 
-fn key_row(k: KeyView, revoke: ServerAction<RevokeKey>) -> impl IntoView {
+fn key_row(
+    k: KeyView,
+    revoke: ServerAction<RevokeKey>,
+    can_manage: bool,
+    saved: RwSignal<u32>,
+) -> impl IntoView {
     let status = if k.revoked_at.is_some() {
         "revoked"
     } else if k.expires_at.is_some_and(|e| e <= now_ms()) {
@@ -70,6 +77,15 @@ fn key_row(k: KeyView, revoke: ServerAction<RevokeKey>) -> impl IntoView {
             <td>{k.last_used_at.map(format::time).unwrap_or_else(|| "never".into())}</td>
             <td>{k.expires_at.map(format::time).unwrap_or_else(|| "never".into())}</td>
             <td><span class=format!("status status-{status}")>{status}</span></td>
+            <td class="limits-cell">
+                <span class="limits-summary" data-testid="key-limits">{k.limits.summary.clone()}</span>
+                {(can_manage && k.revoked_at.is_none()).then(|| view! {
+                    <details class="limits-edit">
+                        <summary>"Edit limits"</summary>
+                        <LimitsForm scope="key" key_id=id limits=k.limits.clone() saved/>
+                    </details>
+                })}
+            </td>
             <td>
                 {k.can_revoke.then(|| view! {
                     <ActionForm action=revoke>
@@ -104,8 +120,9 @@ pub fn KeysPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeKey>::new();
     let err = action_error(create.value());
     let revoke_err = action_error(revoke.value());
+    let saved = RwSignal::new(0u32);
     let keys = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
+        move || (create.version().get(), revoke.version().get(), saved.get()),
         |_| list_keys(),
     );
     view! {
@@ -167,10 +184,11 @@ pub fn KeysPage() -> impl IntoView {
                                                     <th scope="col">"Last used"</th>
                                                     <th scope="col">"Expires"</th>
                                                     <th scope="col">"Status"</th>
+                                                    <th scope="col">"Limits"</th>
                                                     <th scope="col"><span class="sr-only">"Actions"</span></th>
                                                 </tr></thead>
                                                 <tbody>
-                                                    {page.keys.into_iter().map(|k| key_row(k, revoke)).collect_view()}
+                                                    {page.keys.into_iter().map(|k| key_row(k, revoke, page.can_manage, saved)).collect_view()}
                                                 </tbody>
                                             </table>
                                         </div>

@@ -8,8 +8,11 @@ use crate::{
     components::form::urlencode,
     components::{
         form::{action_error, CsrfField, FieldError, FormError},
-        format, LoadError, PageHeader,
+        format,
+        limits::LimitsForm,
+        LoadError, PageHeader,
     },
+    server_fns::limits::team_limits,
     server_fns::members::{
         invite_details, list_members, AcceptInvite, CreateInvite, LeaveTeam, RemoveMember,
     },
@@ -101,7 +104,34 @@ pub fn MembersPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            <TeamLimits/>
         </section>
+    }
+}
+
+/// The team's own limits, applied to every key of the team together with the key's.
+#[component]
+fn TeamLimits() -> impl IntoView {
+    let saved = RwSignal::new(0u32);
+    let data = Resource::new(move || saved.get(), |_| team_limits());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                data.await.ok().map(|p| view! {
+                    <div class="panel" id="team-limits">
+                        <h2>"Team limits"</h2>
+                        <p>"Apply to all of the team's keys together, on top of each key's own (set on the "
+                            <a href="/keys">"keys page"</a> "). Now: "
+                            <strong data-testid="team-limits">{p.limits.summary.clone()}</strong></p>
+                        {if p.can_manage {
+                            view! { <LimitsForm scope="team" limits=p.limits saved/> }.into_any()
+                        } else {
+                            view! { <p class="hint">"Owners and admins can change them."</p> }.into_any()
+                        }}
+                    </div>
+                })
+            })}
+        </Suspense>
     }
 }
 

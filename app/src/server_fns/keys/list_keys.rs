@@ -21,6 +21,7 @@ pub struct KeyView {
     pub revoked_at: Option<i64>,
     /// Whether the caller may revoke it (managers: any key; members: their own).
     pub can_revoke: bool,
+    pub limits: crate::server_fns::limits::LimitsView,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,9 +42,17 @@ pub async fn list_keys() -> Result<KeysPage, AppError> {
             .await
             .map_err(|e| ssr::internal("listing keys", e))?;
         let can_manage = role.can_manage();
+        let limits = weir_core::limits::of_team_keys(&caller.state.db, team_id)
+            .await
+            .map_err(|e| ssr::internal("reading key limits", e))?;
+        let none = (Default::default(), Default::default());
         let keys = rows
             .into_iter()
             .map(|k| KeyView {
+                limits: {
+                    let (r, s) = limits.get(&k.id).unwrap_or(&none);
+                    crate::server_fns::limits::LimitsView::new(r, s)
+                },
                 can_revoke: k.revoked_at.is_none()
                     && (can_manage || k.created_by == Some(caller.user.id)),
                 id: k.id,
