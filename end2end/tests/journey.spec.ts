@@ -254,10 +254,11 @@ test('an owner limits a key and the team in the console, and the gateway enforce
 
   const row = page.locator('tr', { has: page.getByRole('rowheader', { name: 'limited key' }) });
   await expect(row.getByTestId('key-limits')).toHaveText('none');
-  await row.getByText('Edit limits').click();
-  await row.getByLabel('Requests per minute').fill('1');
-  await row.getByLabel('Allowed models').fill('demo/*');
-  await row.getByRole('button', { name: 'Save limits' }).click();
+  const edit = page.locator('details', { hasText: 'Edit limits of limited key' });
+  await edit.getByText('Edit limits of limited key').click();
+  await edit.getByLabel('Requests per minute').fill('1');
+  await edit.getByLabel('Allowed models').fill('demo/*');
+  await edit.getByRole('button', { name: 'Save limits' }).click();
   await expect(row.getByTestId('key-limits')).toHaveText('1 req/min · models demo/*');
   await page.screenshot({ path: path.join(SCREENSHOTS, 'key-limits.png'), fullPage: true });
 

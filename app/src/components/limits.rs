@@ -17,7 +17,7 @@ pub fn LimitsForm(
     /// Bumped after each save, so that the page reloads what it shows.
     #[prop(optional)]
     saved: Option<RwSignal<u32>>,
-) -> impl IntoView {
+) -> AnyView {
     let set = ServerAction::<SetLimits>::new();
     let err = action_error(set.value());
     if let Some(saved) = saved {
@@ -63,4 +63,5 @@ pub fn LimitsForm(
         </ActionForm>
         <FormError err/>
     }
+    .into_any()
 }

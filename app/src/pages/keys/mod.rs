@@ -58,7 +58,7 @@ fn key_row(
     revoke: ServerAction<RevokeKey>,
     can_manage: bool,
     saved: RwSignal<u32>,
-) -> impl IntoView {
+) -> AnyView {
     let status = if k.revoked_at.is_some() {
         "revoked"
     } else if k.expires_at.is_some_and(|e| e <= now_ms()) {
@@ -67,6 +67,7 @@ fn key_row(
         "active"
     };
     let id = k.id;
+    let edit_label = format!("Edit limits of {}", k.name);
     view! {
         <tr class=format!("key-{status}")>
             <th scope="row">{k.name.clone()}</th>
@@ -79,12 +80,6 @@ fn key_row(
             <td><span class=format!("status status-{status}")>{status}</span></td>
             <td class="limits-cell">
                 <span class="limits-summary" data-testid="key-limits">{k.limits.summary.clone()}</span>
-                {(can_manage && k.revoked_at.is_none()).then(|| view! {
-                    <details class="limits-edit">
-                        <summary>"Edit limits"</summary>
-                        <LimitsForm scope="key" key_id=id limits=k.limits.clone() saved/>
-                    </details>
-                })}
             </td>
             <td>
                 {k.can_revoke.then(|| view! {
@@ -96,7 +91,18 @@ fn key_row(
                 })}
             </td>
         </tr>
+        {(can_manage && k.revoked_at.is_none()).then(|| view! {
+            <tr class="limits-row">
+                <td colspan="10">
+                    <details class="limits-edit" data-testid=format!("limits-{id}")>
+                        <summary>{edit_label}</summary>
+                        <LimitsForm scope="key" key_id=id limits=k.limits.clone() saved/>
+                    </details>
+                </td>
+            </tr>
+        }.into_any())}
     }
+    .into_any()
 }
 
 /// Now, in Unix ms, on either side.
