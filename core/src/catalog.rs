@@ -169,6 +169,32 @@ pub struct Channel {
     pub priority: i64,
     pub weight: i64,
     pub is_local: bool,
+    /// The operator's upstream quota for this channel, per minute (`None`: none).
+    pub quota: Quota,
+}
+
+/// A channel's upstream quota: requests and tokens per minute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quota {
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
+}
+
+impl Quota {
+    pub fn is_none(&self) -> bool {
+        self.rpm.is_none() && self.tpm.is_none()
+    }
+
+    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Quota, sqlx::Error> {
+        let q = |c: &str| -> Result<Option<u32>, sqlx::Error> {
+            Ok(r.try_get::<Option<i64>, _>(c)?
+                .map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+        };
+        Ok(Quota {
+            rpm: q("rpm_quota")?,
+            tpm: q("tpm_quota")?,
+        })
+    }
 }
 
 impl std::fmt::Debug for Channel {
@@ -463,7 +489,8 @@ pub async fn load_with(
     }
 
     let rows = sqlx::query(
-        "SELECT c.id, c.provider_id, c.name, c.base_url, c.key_env, c.api_key, c.api_key_enc, c.priority, c.weight, c.is_local, p.wire \
+        "SELECT c.id, c.provider_id, c.name, c.base_url, c.key_env, c.api_key, c.api_key_enc, c.priority, c.weight, c.is_local, \
+           c.rpm_quota, c.tpm_quota, p.wire \
          FROM channel c JOIN provider p ON p.id = c.provider_id WHERE c.enabled = 1 ORDER BY c.id",
     )
     .fetch_all(db.pool())
@@ -494,6 +521,7 @@ pub async fn load_with(
             priority: r.try_get("priority")?,
             weight: r.try_get("weight")?,
             is_local,
+            quota: Quota::from_row(&r)?,
         };
         snap.channels
             .entry(ch.provider_id.clone())

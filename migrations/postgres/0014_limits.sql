@@ -29,3 +29,8 @@ CREATE TABLE usage_limit (
 -- Which spend caps a hold counts against: bit 1 its key's, bit 2 its team's. 0 (the common
 -- case) costs settlement nothing.
 ALTER TABLE hold ADD COLUMN caps BIGINT NOT NULL DEFAULT 0;
+
+-- An operator's upstream quota per channel (requests and tokens per minute): Weir sends a
+-- request elsewhere, or answers 429, before the provider's own 429.
+ALTER TABLE channel ADD COLUMN rpm_quota BIGINT CHECK (rpm_quota >= 0);
+ALTER TABLE channel ADD COLUMN tpm_quota BIGINT CHECK (tpm_quota >= 0);

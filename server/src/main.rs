@@ -163,6 +163,17 @@ enum ChannelAction {
     Disable { channel: String },
     /// Enable a channel (by id or name).
     Enable { channel: String },
+    /// Set a channel's upstream quota: Weir sends requests elsewhere (or answers 429) before
+    /// the provider's own 429. `none` removes one.
+    Quota {
+        channel: String,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<String>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -753,6 +764,24 @@ async fn channel_command(action: ChannelAction, config: &Config, db: &Db) -> any
             let id = catalog::channels::resolve(db, &channel).await?;
             catalog::channels::set_enabled(db, &cli_actor(), id, true).await?;
             println!("channel {channel} enabled");
+        }
+        ChannelAction::Quota { channel, rpm, tpm } => {
+            use weir_core::limits::parse_rate;
+            let id = catalog::channels::resolve(db, &channel).await?;
+            let parse = |v: Option<String>, what: &str| {
+                parse_rate(v.as_deref().unwrap_or("")).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+            };
+            let quota = catalog::Quota {
+                rpm: parse(rpm, "rpm")?,
+                tpm: parse(tpm, "tpm")?,
+            };
+            catalog::channels::set_quota(db, &cli_actor(), id, quota).await?;
+            let n = |v: Option<u32>| v.map_or("none".to_owned(), |v| v.to_string());
+            println!(
+                "channel {channel}: {} requests/min, {} tokens/min",
+                n(quota.rpm),
+                n(quota.tpm)
+            );
         }
     }
     Ok(())

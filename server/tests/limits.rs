@@ -277,3 +277,84 @@ async fn spend_caps_refuse_in_the_reservation_and_say_what_is_left() {
     assert!(weir_core::billing::check(&app.db).await.unwrap().is_empty());
     app.stop().await;
 }
+
+/// An operator's upstream quota: the request spills to the next channel before the provider's
+/// own 429, and with every channel at its quota Weir answers 429 itself, sending nothing.
+#[tokio::test]
+async fn channel_quotas_spill_to_the_next_channel_then_answer_429() {
+    use weir_core::catalog::{self, ChannelSpec, Quota, Tariff, Wire};
+    let app = TestApp::spawn_with(&[("REDIS_URL", REDIS)]).await;
+    let base = format!("{}/v1", app.mock.base_url());
+    common::surface::add_upstream(
+        &app,
+        Wire::OpenAi,
+        ("quota", &base, "k"),
+        ("quota/echo", "echo"),
+        Tariff {
+            input: weir_core::money::PerMillion(1_000_000),
+            output: weir_core::money::PerMillion(2_000_000),
+            ..Tariff::default()
+        },
+    )
+    .await;
+    catalog::upsert_channel(
+        &app.db,
+        &ChannelSpec {
+            provider_id: "quota",
+            name: "quota-spare",
+            base_url: &base,
+            key_env: None,
+            api_key: Some("k"),
+            priority: -1,
+            is_local: true,
+        },
+    )
+    .await
+    .unwrap();
+    let first = catalog::channels::resolve(&app.db, "quota").await.unwrap();
+    let spare = catalog::channels::resolve(&app.db, "quota-spare")
+        .await
+        .unwrap();
+    let two = Quota {
+        rpm: Some(2),
+        tpm: None,
+    };
+    catalog::channels::set_quota(&app.db, "test", first, two)
+        .await
+        .unwrap();
+    app.gateway().catalog.refresh(true).await.unwrap();
+    let body = json!({"model": "quota/echo", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..4 {
+        let r = send(&app, &app.key, "/v1/chat/completions", &body).await;
+        assert_eq!(r.status(), 200);
+    }
+    let rows = app.wait_for_log_rows(4).await;
+    let on = |id: i64| rows.iter().filter(|r| r.channel_id == Some(id)).count();
+    assert_eq!(
+        (on(first), on(spare)),
+        (2, 2),
+        "two within the quota, then the spare"
+    );
+
+    catalog::channels::set_quota(&app.db, "test", spare, two)
+        .await
+        .unwrap();
+    app.gateway().catalog.refresh(true).await.unwrap();
+    // Counting starts when a quota is set: the spare takes two more.
+    for _ in 0..2 {
+        assert_eq!(
+            send(&app, &app.key, "/v1/chat/completions", &body)
+                .await
+                .status(),
+            200
+        );
+    }
+    let sent = upstream_requests(&app).await;
+    let r = send(&app, &app.key, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status(), 429);
+    assert!(header(&r, "retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upstream_quota");
+    assert_eq!(upstream_requests(&app).await, sent, "nothing sent upstream");
+    app.stop().await;
+}

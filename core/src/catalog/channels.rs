@@ -372,6 +372,32 @@ pub async fn set_enabled(db: &Db, actor: &str, id: i64, enabled: bool) -> Result
     Ok(())
 }
 
+/// Sets a channel's upstream quota (requests and tokens per minute; `None` removes one).
+pub async fn set_quota(
+    db: &Db,
+    actor: &str,
+    id: i64,
+    quota: super::Quota,
+) -> Result<(), CatalogError> {
+    let mut tx = db.begin_write().await?;
+    let name: Option<String> = sqlx::query_scalar(
+        "UPDATE channel SET rpm_quota = $1, tpm_quota = $2, updated_at = $3 WHERE id = $4 RETURNING name",
+    )
+    .bind(quota.rpm.map(i64::from))
+    .bind(quota.tpm.map(i64::from))
+    .bind(now_ms())
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let name = name.ok_or_else(|| CatalogError::NotFound(format!("channel {id}")))?;
+    let n = |v: Option<u32>| v.map_or("none".to_owned(), |v| v.to_string());
+    let detail = format!("{} requests/min, {} tokens/min", n(quota.rpm), n(quota.tpm));
+    audit::record(&mut tx, actor, "channel.quota", &name, &detail).await?;
+    bump_counter(&mut *tx, EPOCH).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Every channel, enabled or not, by name.
 pub async fn list(db: &Db) -> Result<Vec<ChannelInfo>, CatalogError> {
     let rows = sqlx::query(
@@ -427,7 +453,7 @@ pub async fn list(db: &Db) -> Result<Vec<ChannelInfo>, CatalogError> {
 pub async fn probe_target(db: &Db, keys: &KeyCipher, id: i64) -> Result<Target, CatalogError> {
     let r = sqlx::query(
         "SELECT c.id, c.provider_id, c.name, c.base_url, c.key_env, c.api_key, c.api_key_enc, c.priority, \
-         c.weight, c.is_local, p.wire FROM channel c JOIN provider p ON p.id = c.provider_id WHERE c.id = $1",
+         c.weight, c.is_local, c.rpm_quota, c.tpm_quota, p.wire FROM channel c JOIN provider p ON p.id = c.provider_id WHERE c.id = $1",
     )
     .bind(id)
     .fetch_optional(db.pool())
@@ -447,6 +473,7 @@ pub async fn probe_target(db: &Db, keys: &KeyCipher, id: i64) -> Result<Target, 
         priority: r.try_get("priority")?,
         weight: r.try_get("weight")?,
         is_local: r.try_get::<i64, _>("is_local")? != 0,
+        quota: super::Quota::from_row(&r)?,
     };
     ssrf::check(&channel.base_url, channel.is_local)
         .await

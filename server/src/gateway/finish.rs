@@ -97,6 +97,8 @@ pub struct Finaliser {
     /// What the rate limiter admitted (its concurrency slots, freed with it) and the tokens it
     /// counted, corrected to the real usage at the end.
     pub admission: Option<(crate::limits::Admission, u64)>,
+    /// The same for the first channel's upstream quota, when it has one.
+    pub channel_admission: Option<(crate::limits::Admission, u64)>,
 }
 
 /// The charge for `usage` at the reserved price snapshot (what settlement will post).
@@ -138,6 +140,7 @@ impl Finaliser {
             ttfb: None,
             reserved: None,
             admission: None,
+            channel_admission: None,
         }
     }
 
@@ -196,7 +199,10 @@ impl Finaliser {
                 billing::Finish::Release
             }
         });
-        if let Some((admission, counted)) = self.admission.take() {
+        for (admission, counted) in [self.admission.take(), self.channel_admission.take()]
+            .into_iter()
+            .flatten()
+        {
             if admission.tokens.is_some() {
                 let used = i64::try_from(u.total()).unwrap_or(i64::MAX);
                 let delta = used.saturating_sub(i64::try_from(counted).unwrap_or(i64::MAX));

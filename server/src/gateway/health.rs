@@ -463,6 +463,7 @@ mod tests {
                 priority: 0,
                 weight: 1,
                 is_local: false,
+                quota: Default::default(),
             }),
             tariff: Default::default(),
         }

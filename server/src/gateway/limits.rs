@@ -185,6 +185,59 @@ pub async fn admit(
     }
 }
 
+/// Applies the operators' upstream quotas: the first candidates whose channel is at its quota
+/// are dropped (the request spills to the next channel), and the first one with room is
+/// counted against its quota. Only the first choice is checked: a failover after an upstream
+/// failure goes to the next candidate as planned. Nothing left: a 429 saying when a quota has
+/// room again, before anything is held or sent.
+pub async fn spill(
+    gw: &Gateway,
+    fin: &mut Finaliser,
+    mut plan: Vec<Target>,
+    tokens: u64,
+) -> Result<Vec<Target>, GatewayError> {
+    let mut wait: Option<std::time::Duration> = None;
+    while let Some(t) = plan.first() {
+        let q = t.channel.quota;
+        if q.is_none() {
+            break;
+        }
+        let subject = Subject::from(format!("{}c:{}", gw.limit_ns, t.channel.id));
+        let rates = Rates {
+            rpm: q.rpm,
+            tpm: q.tpm,
+            concurrency: None,
+        };
+        match gw.limiter.admit(&[(subject, rates)], tokens).await {
+            Ok(a) => {
+                fin.channel_admission = Some((a, tokens));
+                break;
+            }
+            Err(r) => {
+                tracing::debug!(channel = %t.channel.name, refusal = %r, "channel at its quota");
+                if !r.exceeds_capacity() {
+                    wait = Some(wait.map_or(r.retry_after, |w| w.min(r.retry_after)));
+                }
+                plan.remove(0);
+            }
+        }
+    }
+    if plan.is_empty() {
+        let secs = wait.map_or(60, |w| {
+            (w.as_secs() + u64::from(w.subsec_nanos() > 0)).max(1)
+        });
+        return Err(GatewayError::new(
+            ErrorKind::UpstreamRateLimited,
+            format!(
+                "Every channel that serves this model is at its upstream quota. Retry in {secs} s."
+            ),
+        )
+        .with_code("upstream_quota")
+        .with_retry_after(Some(secs)));
+    }
+    Ok(plan)
+}
+
 fn zero_window(r: &Refusal, which: Which) -> Option<Window> {
     (r.which == which).then_some(Window {
         limit: r.limit,

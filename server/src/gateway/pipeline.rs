@@ -460,6 +460,7 @@ async fn chat_attempts(
     let prompt_estimate = tokens::estimate_prompt(&req);
     let counted = prompt_estimate + u64::from(req.max_output_tokens.unwrap_or(0));
     limits::admit(gw, fin, counted, &mut ctx.rate).await?;
+    let plan = limits::spill(gw, fin, plan, counted).await?;
     reserve(
         gw,
         fin,
@@ -1104,6 +1105,7 @@ async fn embeddings_attempts(
         crate::canonical::EmbeddingInput::Tokens(t) => t.iter().map(|x| x.len() as u64).sum(),
     };
     limits::admit(gw, fin, estimate, rate).await?;
+    let plan = limits::spill(gw, fin, plan, estimate).await?;
     reserve(gw, fin, &plan, estimate, Some(0), rate).await?;
     let mut last = None;
     for target in Attempts::new(gw).admitted(plan) {

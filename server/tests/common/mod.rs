@@ -134,7 +134,7 @@ impl TestApp {
         use sqlx::Row;
         sqlx::query(
             "SELECT request_id, model, upstream_model, status, error_kind, stream, input_tokens, cached_tokens, cache_write_tokens, \
-             output_tokens, usage_source, attempts \
+             output_tokens, usage_source, attempts, channel_id \
              FROM request_log ORDER BY created_at, request_id",
         )
         .fetch_all(self.db.pool())
@@ -154,6 +154,7 @@ impl TestApp {
             output_tokens: r.get("output_tokens"),
             usage_source: r.get("usage_source"),
             attempts: r.get("attempts"),
+            channel_id: r.get("channel_id"),
         })
         .collect()
     }
@@ -184,6 +185,7 @@ pub struct LogRow {
     pub output_tokens: i64,
     pub usage_source: String,
     pub attempts: i64,
+    pub channel_id: Option<i64>,
 }
 
 /// Reads an SSE body into its `data:` payloads (and `event:` names, when present).
