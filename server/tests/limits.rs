@@ -47,19 +47,6 @@ async fn limit_demo_key(app: &TestApp, rules: Rules) -> i64 {
     id
 }
 
-async fn upstream_requests(app: &TestApp) -> u64 {
-    let v: Value = app
-        .http
-        .get(format!("{}/_mock/stats", app.mock.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["requests"].as_u64().unwrap()
-}
-
 async fn requests_per_minute(vars: &[(&str, &str)]) {
     let app = TestApp::spawn_with(vars).await;
     let rpm = weir_server::demo::LIMITED_RPM as usize;
@@ -76,7 +63,7 @@ async fn requests_per_minute(vars: &[(&str, &str)]) {
         );
         assert!(header(&r, "x-ratelimit-reset-requests").is_some());
     }
-    let sent = upstream_requests(&app).await;
+    let sent = app.upstream_requests().await;
     let r = send(&app, &app.limited_key, "/v1/chat/completions", &chat("hi")).await;
     assert_eq!(r.status(), 429);
     let wait: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
@@ -106,7 +93,7 @@ async fn requests_per_minute(vars: &[(&str, &str)]) {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["type"], "rate_limit_error");
     assert_eq!(
-        upstream_requests(&app).await,
+        app.upstream_requests().await,
         sent,
         "refusals reach no upstream"
     );
@@ -349,12 +336,12 @@ async fn channel_quotas_spill_to_the_next_channel_then_answer_429() {
             200
         );
     }
-    let sent = upstream_requests(&app).await;
+    let sent = app.upstream_requests().await;
     let r = send(&app, &app.key, "/v1/chat/completions", &body).await;
     assert_eq!(r.status(), 429);
     assert!(header(&r, "retry-after").unwrap().parse::<u64>().unwrap() >= 1);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "upstream_quota");
-    assert_eq!(upstream_requests(&app).await, sent, "nothing sent upstream");
+    assert_eq!(app.upstream_requests().await, sent, "nothing sent upstream");
     app.stop().await;
 }

@@ -7,25 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::{surface::add_upstream, TestApp};
-use serde_json::{json, Value};
+use serde_json::json;
 use weir_core::{
     catalog::{self, ChannelSpec, Tariff, Wire},
     money::PerMillion,
 };
-
-async fn upstream_requests(app: &TestApp) -> u64 {
-    let url = format!("{}/_mock/stats", app.mock.base_url());
-    let v: Value = app
-        .http
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["requests"].as_u64().unwrap()
-}
 
 async fn outage(app: &TestApp, on: bool) {
     let url = format!("{}/_mock/outage", app.mock.base_url());
@@ -53,7 +39,7 @@ async fn a_failing_upstream_is_cut_off_then_one_probe_brings_it_back() {
     ])
     .await;
     outage(&app, true).await;
-    let before = upstream_requests(&app).await;
+    let before = app.upstream_requests().await;
     let mut statuses = Vec::new();
     for _ in 0..10 {
         let r = ask(&app, "demo/echo").await;
@@ -69,7 +55,7 @@ async fn a_failing_upstream_is_cut_off_then_one_probe_brings_it_back() {
     }
     assert!(statuses.iter().all(|s| *s >= 500), "{statuses:?}");
     assert_eq!(
-        upstream_requests(&app).await - before,
+        app.upstream_requests().await - before,
         3,
         "the upstream saw the 3 failures that opened the breaker, and nothing after"
     );
@@ -78,7 +64,7 @@ async fn a_failing_upstream_is_cut_off_then_one_probe_brings_it_back() {
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert!(ask(&app, "demo/echo").await.status().as_u16() >= 500);
     assert_eq!(ask(&app, "demo/echo").await.status(), 503);
-    assert_eq!(upstream_requests(&app).await - before, 4, "one probe");
+    assert_eq!(app.upstream_requests().await - before, 4, "one probe");
 
     // Back up: after the cool-down one probe goes, succeeds, and traffic flows again.
     outage(&app, false).await;
@@ -86,7 +72,7 @@ async fn a_failing_upstream_is_cut_off_then_one_probe_brings_it_back() {
     for _ in 0..5 {
         assert_eq!(ask(&app, "demo/echo").await.status(), 200);
     }
-    assert_eq!(upstream_requests(&app).await - before, 9);
+    assert_eq!(app.upstream_requests().await - before, 9);
     let breakers = app.gateway().health.breakers();
     assert!(
         breakers.iter().all(|b| b.state.as_str() == "closed"),
@@ -147,14 +133,14 @@ async fn a_full_outage_costs_the_upstreams_at_most_the_retry_budget() {
         .map_or(0, |t| t.len());
     assert_eq!(n, 3, "three channels serve the model");
     outage(&app, true).await;
-    let before = upstream_requests(&app).await;
+    let before = app.upstream_requests().await;
     const REQUESTS: u64 = 60;
     for _ in 0..REQUESTS {
         let r = ask(&app, "pair/echo").await;
         let status = r.status().as_u16();
         assert!(status >= 500, "{status} {}", r.text().await.unwrap());
     }
-    let seen = upstream_requests(&app).await - before;
+    let seen = app.upstream_requests().await - before;
     let budget = REQUESTS * 20 / 100 + 10;
     assert!(seen > REQUESTS, "some retries were made: {seen}");
     assert!(

@@ -115,6 +115,20 @@ impl TestApp {
         (status, v)
     }
 
+    /// How many requests reached the mock upstream so far (`GET /_mock/stats`).
+    pub async fn upstream_requests(&self) -> u64 {
+        let v: Value = self
+            .http
+            .get(format!("{}/_mock/stats", self.mock.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["requests"].as_u64().unwrap()
+    }
+
     /// Waits until the request log holds `n` rows (it is written off the hot path).
     pub async fn wait_for_log_rows(&self, n: i64) -> Vec<LogRow> {
         for _ in 0..100 {
