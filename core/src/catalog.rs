@@ -9,6 +9,7 @@ pub mod audit;
 pub mod channels;
 pub mod import;
 pub mod keys;
+pub mod measured;
 pub mod models;
 pub mod ssrf;
 pub mod tariffs;
@@ -327,6 +328,11 @@ impl Snapshot {
             .collect();
         v.sort();
         v
+    }
+
+    /// The models a codename stands for, in the catalog's ranking (best first).
+    pub fn codename_models(&self, name: &str) -> Option<&[String]> {
+        self.codenames.get(name).map(Vec::as_slice)
     }
 
     pub fn model(&self, id: &str) -> Option<&Arc<Model>> {

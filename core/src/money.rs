@@ -82,7 +82,7 @@ impl fmt::Display for Micros {
 }
 
 /// A price per million tokens, in micro-USD (so `$0.15 / 1M` is `150_000`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PerMillion(pub i64);
 
 impl PerMillion {

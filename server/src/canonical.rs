@@ -236,6 +236,8 @@ pub struct CanonicalRequest {
     /// The client asked for a usage report at the end of the stream.
     pub include_usage: bool,
     pub passthrough: Passthrough,
+    /// Routing hints (`weir`, `provider`, `models`), taken out of the body.
+    pub route: Option<Box<crate::routing::Hints>>,
 }
 
 impl CanonicalRequest {
@@ -264,6 +266,7 @@ impl CanonicalRequest {
             stream: false,
             include_usage: false,
             passthrough: Passthrough::default(),
+            route: None,
         }
     }
 }

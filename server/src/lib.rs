@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod http;
 pub mod limits;
 pub mod mock;
+pub mod routing;
 pub mod startup;
 pub mod stripe;
 pub mod tokens;

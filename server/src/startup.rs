@@ -126,6 +126,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         committer,
         limiter: config.limiter()?,
         limit_ns: format!("{}:", weir_core::db::instance_id(&db).await?).into(),
+        speed: Arc::default(),
         tasks: tokio_util::task::TaskTracker::new(),
     });
     let watchers = vec![
@@ -133,6 +134,7 @@ pub async fn prepare(db: Db, config: &Config) -> anyhow::Result<Prepared> {
         gateway::spawn_catalog_watcher(gateway.clone()),
         gateway::spawn_reaper(gateway.clone()),
         crate::console::spawn_session_sweeper(db.clone()),
+        crate::routing::speed::spawn_sync(gateway.speed.clone(), db.clone()),
     ];
     let state = AppState::new(db, gateway.clone(), config);
     Ok(Prepared {

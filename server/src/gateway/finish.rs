@@ -92,6 +92,8 @@ pub struct Finaliser {
     pub attempts: u32,
     pub stream: bool,
     pub ttfb: Option<Instant>,
+    /// When the last attempt was sent (its answer's speed is measured from here).
+    pub attempt_started: Option<Instant>,
     /// The price snapshot of this request's reservation, once one is held.
     pub reserved: Option<Tariff>,
     /// What the rate limiter admitted (its concurrency slots, freed with it) and the tokens it
@@ -138,6 +140,7 @@ impl Finaliser {
             attempts: 0,
             stream: false,
             ttfb: None,
+            attempt_started: None,
             reserved: None,
             admission: None,
             channel_admission: None,
@@ -188,7 +191,10 @@ impl Finaliser {
             ttfb_ms: self.ttfb.map(ms),
             created_at: weir_core::db::now_ms(),
         };
-        tracing::debug!(request_id = %rec.request_id, status = rec.status, "request finished");
+        if rec.status == 200 {
+            self.measure(&p.gw, u.output);
+        }
+        tracing::debug!(request_id = %rec.request_id, status = rec.status, channel = ?rec.channel_id, "request finished");
         let finish = self.reserved.take().map(|_| {
             if o.source != UsageSource::None && u.total() > 0 {
                 billing::Finish::Settle {
@@ -212,6 +218,27 @@ impl Finaliser {
             }
         }
         p.gw.committer.done(rec, finish);
+    }
+}
+
+impl Finaliser {
+    /// Feeds the speed book with the answering channel's time to first token and, for a
+    /// stream, its tokens per second after the first byte.
+    fn measure(&self, gw: &Gateway, output_tokens: u64) {
+        let (Some(channel), Some(model), Some(sent)) =
+            (self.channel_id, &self.target_model, self.attempt_started)
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let first = self.ttfb.unwrap_or(now);
+        let tps = self.ttfb.and_then(|t| {
+            let us = u64::try_from(now.duration_since(t).as_micros()).ok()?;
+            (output_tokens > 1 && us >= 1000)
+                .then(|| output_tokens.saturating_mul(1_000_000_000) / us)
+        });
+        gw.speed
+            .record(channel, &model.id, first.duration_since(sent), tps);
     }
 }
 

@@ -21,7 +21,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -188,15 +188,21 @@ impl ChannelHealth {
         let now = Instant::now();
         let cooldown = self.policy.cooldown;
         let states = self.lock();
-        let mut seen = Vec::with_capacity(targets.len());
+        let mut seen: Vec<(i64, Arc<weir_core::catalog::Model>)> =
+            Vec::with_capacity(targets.len());
         let (mut closed, mut probes, mut resting) = (Vec::new(), Vec::new(), Vec::new());
         let mut back_in: Option<Duration> = None;
         let mut soonest = |d: Duration| back_in = Some(back_in.map_or(d, |b| b.min(d)));
         for t in targets {
-            if seen.contains(&t.channel.id) {
+            // The same model on the same channel once (a fallback list may name a model
+            // twice); one channel may still serve several models of a request.
+            if seen
+                .iter()
+                .any(|(c, m)| *c == t.channel.id && m.id == t.model.id)
+            {
                 continue;
             }
-            seen.push(t.channel.id);
+            seen.push((t.channel.id, t.model.clone()));
             if let Some(ch) = states.channels.get(&t.channel.id) {
                 if ch.disabled {
                     continue;

@@ -40,6 +40,9 @@ pub struct Gateway {
     /// This deployment's id and a colon, before every limiter subject (see
     /// [`weir_core::db::instance_id`]).
     pub limit_ns: Arc<str>,
+    /// Measured time to first token and tokens per second per (channel, model), shared by
+    /// the replicas through the database, for speed-ordered routing.
+    pub speed: Arc<crate::routing::SpeedBook>,
     /// Work a request leaves running after its handler returned (stream pumps, checkpoints),
     /// waited for at shutdown.
     pub tasks: tokio_util::task::TaskTracker,

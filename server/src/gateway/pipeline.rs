@@ -38,7 +38,7 @@ use super::{
 use crate::{
     canonical::{CanonicalRequest, EmbeddingResponse, StreamErrorKind, StreamEvent, Usage, Wire},
     error::{ErrorKind, GatewayError},
-    tokens,
+    routing, tokens,
     upstream::{self, StreamFault},
     wire::{
         self, cohere, gemini, json::to_bytes, openai_chat, openai_embeddings, openai_responses,
@@ -338,9 +338,13 @@ pub(super) async fn chat_surface(
                 store: None,
                 names: None,
                 rate: RateHeaders::default(),
+                provider: None,
             };
             let mut resp = chat(gw, fin, bytes, &mut ctx).await;
             ctx.rate.apply(&mut resp, client);
+            if let Some(v) = ctx.provider.and_then(|p| HeaderValue::try_from(p).ok()) {
+                resp.headers_mut().insert("x-weir-provider", v);
+            }
             resp
         }
     };
@@ -363,6 +367,8 @@ struct ChatCtx<'a> {
     names: Option<ToolNames>,
     /// The caller's limits as they stand, for the response headers.
     rate: RateHeaders,
+    /// The provider whose channel answered (`x-weir-provider`).
+    provider: Option<String>,
 }
 
 /// `anthropic-version` and `anthropic-beta` of an Anthropic client, for Anthropic channels.
@@ -443,21 +449,31 @@ async fn chat_attempts(
         }
         client => wire::decode_request(client, &bytes)?,
     };
+    let mut req = req;
     // An Anthropic client's body goes to Anthropic channels as it came (cache_control,
     // citations and unmodelled members intact); other clients' bytes are done with.
     let raw = (ctx.client == Wire::Anthropic).then_some(bytes);
     ctx.names = ToolNames::for_request(&req);
-    let mapped = ctx.names.as_ref().map(|n| n.apply(&req));
+    let mut mapped = ctx.names.as_ref().map(|n| n.apply(&req));
     fin.model.clone_from(&req.model);
     fin.stream = req.stream;
     let snapshot = gw.catalog.current();
-    let targets = snapshot
-        .resolve(&req.model, ModelKind::Chat)
-        .ok_or_else(|| GatewayError::model_not_found(&req.model))?;
-    let targets = limits::allowed(fin.limits(), &req.model, targets)?;
-    let plan = gw.health.plan(targets)?;
-    let plan = within_format_limits(&req, plan)?;
     let prompt_estimate = tokens::estimate_prompt(&req);
+    let mut route = routing::route(
+        &snapshot,
+        &gw.speed,
+        fin.limits(),
+        &routing::Ask {
+            model: &req.model,
+            kind: ModelKind::Chat,
+            hints: req.route.as_deref(),
+            prompt_estimate,
+            max_output: req.max_output_tokens,
+        },
+    )?;
+    let plan = gw.health.plan(std::mem::take(&mut route.targets))?;
+    let plan = within_format_limits(&req, plan)?;
+    let asked = route.has_fallbacks().then(|| req.model.clone());
     let counted = prompt_estimate + u64::from(req.max_output_tokens.unwrap_or(0));
     limits::admit(gw, fin, counted, &mut ctx.rate).await?;
     let plan = limits::spill(gw, fin, plan, counted).await?;
@@ -475,6 +491,19 @@ async fn chat_attempts(
         fin.attempts += 1;
         fin.channel_id = Some(target.channel.id);
         fin.target_model = Some(target.model.clone());
+        fin.attempt_started = Some(Instant::now());
+        if let Some(asked) = &asked {
+            // A fallback's answer names the model that gave it.
+            let name = if route.is_fallback(&target) {
+                &target.model.id
+            } else {
+                asked
+            };
+            req.model.clone_from(name);
+            if let Some(m) = &mut mapped {
+                m.model.clone_from(name);
+            }
+        }
         let forward = (target.channel.wire == ctx.client).then_some(&ctx.forward);
         let out = match (forward, &raw) {
             (Some(fwd), Some(raw)) => upstream::relay_request(&target, raw, fwd)?,
@@ -495,6 +524,7 @@ async fn chat_attempts(
             Ok(mut reply) => {
                 gw.health
                     .record_success(target.channel.id, &target.model.id);
+                ctx.provider = Some(target.channel.provider_id.clone());
                 if let ChatReply::Stream(job) = &mut reply {
                     job.render.store = ctx.store.take();
                 }

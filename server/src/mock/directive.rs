@@ -40,14 +40,35 @@ pub(super) struct Directive {
 
 impl Directive {
     /// Parses an `x-mock-fault` header: either `[[mock …]]` directives or their bare contents.
+    #[cfg(test)]
     pub(super) fn from_header(value: &str) -> Result<Directive, String> {
         let mut directive = Directive::default();
-        if value.contains(OPEN) {
-            strip(value, &mut directive)?;
-        } else {
-            directive.apply_all(value)?;
-        }
+        directive.apply_header(value)?;
         Ok(directive)
+    }
+
+    /// Applies an `x-mock-fault` header's directives over these.
+    pub(super) fn apply_header(&mut self, value: &str) -> Result<(), String> {
+        if value.contains(OPEN) {
+            strip(value, self)?;
+            Ok(())
+        } else {
+            self.apply_all(value)
+        }
+    }
+
+    /// The directives of an API key `mock-fault:<key=value>+<key=value>…`, which apply to
+    /// every request made with it (a channel of its own behaviour, e.g. a slow host); `None`
+    /// for any other key.
+    pub(super) fn from_key(key: &str) -> Option<Result<Directive, String>> {
+        let body = key.strip_prefix("mock-fault:")?;
+        let mut directive = Directive::default();
+        Some(
+            body.split('+')
+                .filter(|t| !t.is_empty())
+                .try_for_each(|t| directive.apply(t))
+                .map(|()| directive),
+        )
     }
 
     fn apply_all(&mut self, body: &str) -> Result<(), String> {
@@ -176,6 +197,12 @@ mod tests {
         assert_eq!(d.reset_after, Some(1));
         assert_eq!(d.error_after, Some(2));
         assert_eq!(d.stall_after, Some(3));
+        let keyed = Directive::from_key("mock-fault:delay_ms=7+words=2")
+            .unwrap()
+            .unwrap();
+        assert_eq!((keyed.delay_ms, keyed.words), (Some(7), Some(2)));
+        assert!(Directive::from_key("sk-plain").is_none());
+        assert!(Directive::from_key("mock-fault:nope=1").unwrap().is_err());
         let wrapped = Directive::from_header("[[mock delay_ms=5]]").unwrap();
         assert_eq!(wrapped.delay_ms, Some(5));
     }

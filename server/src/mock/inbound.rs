@@ -50,7 +50,8 @@ impl Inbound {
                 ))
             }
         };
-        match api_key(&parts) {
+        let key = api_key(&parts);
+        match key {
             None => return Err(dialect.refuse(
                 StatusCode::UNAUTHORIZED,
                 "missing API key: send Authorization: Bearer, x-api-key, x-goog-api-key or ?key=",
@@ -60,14 +61,17 @@ impl Inbound {
             }
             Some(_) => {}
         }
-        let directive = match parts.headers.get("x-mock-fault") {
+        let mut directive = match key.and_then(Directive::from_key) {
             None => Directive::default(),
-            Some(value) => value
+            Some(d) => d.map_err(|msg| dialect.refuse(StatusCode::BAD_REQUEST, msg))?,
+        };
+        if let Some(value) = parts.headers.get("x-mock-fault") {
+            value
                 .to_str()
                 .map_err(|_| "x-mock-fault: not ASCII".to_owned())
-                .and_then(Directive::from_header)
-                .map_err(|msg| dialect.refuse(StatusCode::BAD_REQUEST, msg))?,
-        };
+                .and_then(|v| directive.apply_header(v))
+                .map_err(|msg| dialect.refuse(StatusCode::BAD_REQUEST, msg))?;
+        }
         let reset = parts
             .extensions
             .get::<ConnectInfo<ResetSwitch>>()

@@ -57,7 +57,9 @@
 //! A directive in the text of the turn the reply answers, or the `x-mock-fault` header with
 //! the same contents (with or without the brackets), chooses faults for one request:
 //! `[[mock key=value … flag …]]`. Several directives merge (the text wins over the header),
-//! and they are removed from the echoed text. An unknown key or bad value is a 400.
+//! and they are removed from the echoed text. An unknown key or bad value is a 400. An API key
+//! `mock-fault:<key=value>+<key=value>…` applies its directives to every request made with it
+//! (beneath the header's and the text's), so that one channel can be a slow host.
 //!
 //! | directive | effect |
 //! |---|---|

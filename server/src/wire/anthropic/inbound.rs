@@ -126,6 +126,7 @@ pub fn decode_request(body: &[u8]) -> Result<CanonicalRequest, GatewayError> {
         }
     }
     req.reasoning_effort = output_effort.or(thinking_effort);
+    req.route = crate::routing::hints::take(&mut m)?;
     req.passthrough = Passthrough {
         format: Some(Wire::Anthropic),
         fields: m,

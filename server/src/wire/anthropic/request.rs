@@ -22,6 +22,10 @@ use crate::{
 pub fn relay_request(body: &[u8], upstream_model: &str) -> Result<Value, GatewayError> {
     let mut m = crate::wire::json::parse_object(body)?;
     m.insert("model".into(), upstream_model.into());
+    // Weir's routing hints are for Weir (decoding already checked them).
+    for k in ["weir", "provider", "models"] {
+        m.remove(k);
+    }
     Ok(Value::Object(m))
 }
 

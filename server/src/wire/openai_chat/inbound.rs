@@ -87,6 +87,7 @@ pub fn decode_request(body: &[u8]) -> Result<CanonicalRequest, GatewayError> {
             Some(_) => return Err(type_error("stream_options.include_usage", "a boolean")),
         };
     }
+    req.route = crate::routing::hints::take(&mut m)?;
     // What remains (including `stream_options`, `metadata`, `store`, `service_tier`, …) is
     // passed untouched to OpenAI-compatible upstreams.
     req.passthrough = Passthrough {

@@ -251,6 +251,7 @@ impl ResponsesRequest {
         );
         put("background", Value::Bool(false));
 
+        req.route = crate::routing::hints::take(&mut m)?;
         req.passthrough = Passthrough {
             format: Some(Wire::Responses),
             fields: m,
