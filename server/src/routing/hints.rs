@@ -161,20 +161,13 @@ fn weir_object(v: Value, h: &mut Hints) -> Result<(), GatewayError> {
         let param = format!("weir.{k}");
         match k.as_str() {
             "optimise" | "optimize" => {
-                h.optimise = match v {
-                    Value::Null => None,
-                    Value::String(s) => Some(match s.as_str() {
-                        "quality" => Optimise::Quality,
-                        "speed" => Optimise::Speed,
-                        "cost" => Optimise::Cost,
-                        _ => {
-                            return Err(range_error(
-                                param,
-                                "must be one of 'quality', 'speed' or 'cost'",
-                            ))
-                        }
-                    }),
-                    _ => return Err(type_error(param, "a string")),
+                let choices = [
+                    ("quality", Optimise::Quality),
+                    ("speed", Optimise::Speed),
+                    ("cost", Optimise::Cost),
+                ];
+                if let Some(o) = choice(v, param, &choices)? {
+                    h.optimise = Some(o);
                 }
             }
             "require_tools" => h.require.tools |= boolean(v, &param)?,
@@ -205,20 +198,13 @@ fn provider_object(v: Value, h: &mut Hints) -> Result<(), GatewayError> {
                 }
             }
             "sort" => {
-                h.optimise = match v {
-                    Value::Null => h.optimise,
-                    Value::String(s) => Some(match s.as_str() {
-                        "price" => Optimise::Cost,
-                        "throughput" => Optimise::Throughput,
-                        "latency" => Optimise::Latency,
-                        _ => {
-                            return Err(range_error(
-                                param,
-                                "must be one of 'price', 'throughput' or 'latency'",
-                            ))
-                        }
-                    }),
-                    _ => return Err(type_error(param, "a string")),
+                let choices = [
+                    ("price", Optimise::Cost),
+                    ("throughput", Optimise::Throughput),
+                    ("latency", Optimise::Latency),
+                ];
+                if let Some(o) = choice(v, param, &choices)? {
+                    h.optimise = Some(o);
                 }
             }
             "max_price" => {
@@ -235,6 +221,28 @@ fn provider_object(v: Value, h: &mut Hints) -> Result<(), GatewayError> {
         }
     }
     Ok(())
+}
+
+/// One of `choices` by name (`None` for JSON `null`), or a 400 listing them.
+fn choice(
+    v: Value,
+    param: String,
+    choices: &[(&str, Optimise)],
+) -> Result<Option<Optimise>, GatewayError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => match choices.iter().find(|(name, _)| *name == s) {
+            Some((_, o)) => Ok(Some(*o)),
+            None => {
+                let names: Vec<String> = choices.iter().map(|(n, _)| format!("'{n}'")).collect();
+                Err(range_error(
+                    param,
+                    &format!("must be one of {}", names.join(", ")),
+                ))
+            }
+        },
+        _ => Err(type_error(param, "a string")),
+    }
 }
 
 fn unknown(param: String) -> GatewayError {
